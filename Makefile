@@ -1,0 +1,53 @@
+# avroflow: run `make help` for the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its dev extra
+
+run: $(STAMP) ## Run the worker on the local stack: broker, registry, sample data, worker, decoded output
+	$(BIN)/python -m workers demo
+
+test: $(STAMP) ## Run the whole test suite (unit and integration; starts its own broker and registry)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP) ## Unit tests only (no network)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP) ## Integration tests only (real broker and registry on loopback)
+	$(BIN)/python -m pytest tests/integration
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy strict over the packages
+	$(BIN)/mypy
+
+check: lint typecheck test ## Everything CI cares about plus lint and types
+
+stack: $(STAMP) ## Start the local broker and registry until Ctrl-C
+	$(BIN)/python -m devstack up
+
+bench: $(STAMP) ## Run the benchmarks (prints ratios; never pass/fail on time)
+	$(BIN)/python bench/codec.py
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
