@@ -1,0 +1,184 @@
+"""Pipelines: the small, explicit declaration of ``source topic -> transform -> sink topic``.
+
+A transform is a plain function from one decoded record (a dict) to a record, `None` (drop the input) or
+an iterable of records (fan-out). `Pipeline` is a frozen value; the runtime (`workers.app`) turns each
+one into a Faust agent. `load_pipelines("package.module:ATTRIBUTE")` imports the pipelines a worker runs,
+so users and tests plug in their own without touching this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+Record = dict[str, Any]
+Transform = Callable[[Record], Record | Iterable[Record] | None]
+
+KEY_FORMATS: Final = ("auto", "avro", "raw")
+_TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class PipelineError(ValueError):
+    """A pipeline declaration is invalid, or the pipelines named by a spec cannot be loaded."""
+
+
+class TransformResultError(TypeError):
+    """A transform returned something other than a dict, `None` or an iterable of dicts."""
+
+    reason = "transform_result_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """One stream: records from `source` go through `transform` and the results go to `sink`.
+
+    Attributes:
+        name: unique among the worker's pipelines; names the Faust agent and labels the metrics.
+        source: the input topic (Avro in the Confluent wire format).
+        sink: the output topic; its records are encoded with the latest schema of ``<sink>-value``.
+        transform: record -> record, `None` (drop) or an iterable of records (fan-out).
+        reader_schema: optional path to an ``.avsc`` file, or the schema's JSON text; inputs are
+            decoded with their writer schema and resolved to this one (schema evolution).
+        key_format: ``"auto"`` (re-encode keys that are Confluent frames, carry other keys as they
+            are), ``"avro"`` (keys must be frames) or ``"raw"`` (carry keys as bytes, untouched).
+        dlq_topic: dead-letter topic; defaults to the source plus the settings' suffix.
+    """
+
+    name: str
+    source: str
+    sink: str
+    transform: Transform
+    reader_schema: str | None = None
+    key_format: str = "auto"
+    dlq_topic: str | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise PipelineError(f"pipeline name {self.name!r}: use letters, digits, '.', '_' or '-'")
+        for role in ("source", "sink", "dlq_topic"):
+            topic = getattr(self, role)
+            if topic is not None and not _TOPIC.match(topic):
+                raise PipelineError(f"pipeline {self.name}: {role} {topic!r} is not a valid topic name")
+        if self.source == self.sink:
+            raise PipelineError(f"pipeline {self.name}: source and sink are the same topic {self.source!r}")
+        if self.key_format not in KEY_FORMATS:
+            raise PipelineError(f"pipeline {self.name}: key_format must be one of {', '.join(KEY_FORMATS)}")
+        if not callable(self.transform):
+            raise PipelineError(f"pipeline {self.name}: transform is not callable")
+
+    @property
+    def sink_value_subject(self) -> str:
+        """The subject whose latest schema encodes the output values (TopicNameStrategy)."""
+        return f"{self.sink}-value"
+
+    @property
+    def sink_key_subject(self) -> str:
+        """The subject whose latest schema re-encodes Avro keys, when it exists."""
+        return f"{self.sink}-key"
+
+    def dead_letter_topic(self, default_suffix: str) -> str:
+        """Return the dead-letter topic: `dlq_topic`, or the source followed by `default_suffix`."""
+        return self.dlq_topic or self.source + default_suffix
+
+    def load_reader_schema(self) -> str | None:
+        """Return the reader schema's JSON text (read from its file when it names one), or None.
+
+        Raises:
+            PipelineError: the file cannot be read or the text is not JSON.
+        """
+        if self.reader_schema is None:
+            return None
+        text = self.reader_schema
+        if not text.lstrip().startswith(("{", "[", '"')):
+            try:
+                text = Path(text).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PipelineError(f"pipeline {self.name}: cannot read reader schema: {exc}") from exc
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise PipelineError(f"pipeline {self.name}: reader schema is not JSON: {exc}") from exc
+        return text
+
+
+def apply_transform(transform: Transform, record: Record) -> list[Record]:
+    """Run `transform` on `record` and normalize the result to a list of records (empty: dropped).
+
+    Raises:
+        TransformResultError: the result is neither a dict, `None`, nor an iterable of dicts.
+        Exception: whatever the transform raises, unchanged (the caller dead-letters it).
+    """
+    result = transform(record)
+    if result is None:
+        return []
+    if isinstance(result, Mapping):
+        return [dict(result)] if not isinstance(result, dict) else [result]
+    if isinstance(result, str | bytes) or not isinstance(result, Iterable):
+        raise TransformResultError(f"transform returned {type(result).__name__}, expected a dict or None")
+    records = list(result)
+    for item in records:
+        if not isinstance(item, dict):
+            raise TransformResultError(f"transform yielded {type(item).__name__}, expected dicts")
+    return records
+
+
+def validate_pipelines(pipelines: Sequence[Pipeline]) -> tuple[Pipeline, ...]:
+    """Check that names are unique and no pipeline reads another's dead-letter topic by accident.
+
+    Raises:
+        PipelineError: no pipelines, a duplicate name, or a value that is not a `Pipeline`.
+    """
+    if not pipelines:
+        raise PipelineError("no pipelines to run")
+    seen: set[str] = set()
+    for pipeline in pipelines:
+        if not isinstance(pipeline, Pipeline):
+            raise PipelineError(f"expected Pipeline objects, got {type(pipeline).__name__}")
+        if pipeline.name in seen:
+            raise PipelineError(f"two pipelines are named {pipeline.name!r}")
+        seen.add(pipeline.name)
+    return tuple(pipelines)
+
+
+def load_pipelines(spec: str) -> tuple[Pipeline, ...]:
+    """Import the pipelines named by ``"package.module:ATTRIBUTE"`` (a sequence of `Pipeline`).
+
+    Raises:
+        PipelineError: the module or attribute does not exist, or holds something else.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise PipelineError(f"pipelines spec {spec!r}: expected 'package.module:ATTRIBUTE'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineError(f"pipelines spec {spec!r}: cannot import {module_name}: {exc}") from exc
+    value: Any = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise PipelineError(f"pipelines spec {spec!r}: {module_name} has no {attribute}") from None
+    if isinstance(value, Pipeline):
+        value = (value,)
+    if not isinstance(value, Sequence):
+        raise PipelineError(f"pipelines spec {spec!r}: expected a sequence of Pipeline objects")
+    return validate_pipelines(value)
+
+
+__all__ = [
+    "KEY_FORMATS",
+    "Pipeline",
+    "PipelineError",
+    "Record",
+    "Transform",
+    "TransformResultError",
+    "apply_transform",
+    "load_pipelines",
+    "validate_pipelines",
+]
