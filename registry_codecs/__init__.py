@@ -7,6 +7,7 @@ counters (`metrics`). The library knows nothing about any application's topics.
 
 from __future__ import annotations
 
+from registry_codecs.avro import AvroDeserializer, AvroSerializer
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -23,12 +24,16 @@ from registry_codecs.errors import (
     VersionNotFound,
 )
 from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of, unframe
+from registry_codecs.metrics import CodecMetrics
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
 __all__ = [
     "HEADER_SIZE",
     "MAGIC_BYTE",
+    "AvroDeserializer",
+    "AvroSerializer",
     "CodecError",
+    "CodecMetrics",
     "DecodeError",
     "FramingError",
     "IncompatibleSchema",

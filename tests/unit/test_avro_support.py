@@ -1,0 +1,158 @@
+"""Shared test material for the codec tests: an in-memory SchemaLookup and a 17-field sample schema.
+
+No tests live here; the module is named test_* only so that it falls under the codec tests' file names.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import uuid
+from typing import Any
+
+from registry_codecs.errors import RegistryUnavailable, SchemaNotFound, SubjectNotFound
+from registry_codecs.schemas import RegisteredSchema, SchemaReference
+
+ADDRESS = {
+    "type": "record",
+    "name": "Address",
+    "fields": [
+        {"name": "street", "type": "string"},
+        {"name": "city", "type": "string"},
+        {"name": "zip", "type": "string"},
+    ],
+}
+
+#: 17 fields: every primitive, an enum, a nullable union, an array, a map, a nested record, logical types.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "Event",
+    "namespace": "com.example.avroflow",
+    "fields": [
+        {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "user_id", "type": "long"},
+        {"name": "session", "type": "string"},
+        {"name": "count", "type": "int"},
+        {"name": "score", "type": "double"},
+        {"name": "active", "type": "boolean"},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["CLICK", "VIEW", "BUY"]}},
+        {"name": "referrer", "type": ["null", "string"], "default": None},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {"name": "attributes", "type": {"type": "map", "values": "string"}},
+        {"name": "address", "type": ADDRESS},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "updated_at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "birth_date", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "open_time", "type": {"type": "int", "logicalType": "time-millis"}},
+        {
+            "name": "amount",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2},
+        },
+        {
+            "name": "price",
+            "type": {
+                "type": "fixed",
+                "name": "Price",
+                "size": 8,
+                "logicalType": "decimal",
+                "precision": 12,
+                "scale": 4,
+            },
+        },
+    ],
+}
+EVENT_SCHEMA_STR = json.dumps(EVENT_SCHEMA)
+
+
+def sample_event(**overrides: Any) -> dict[str, Any]:
+    """Return a record that fits EVENT_SCHEMA, with `overrides` applied."""
+    utc = datetime.UTC
+    record: dict[str, Any] = {
+        "event_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "user_id": 2**40 + 7,
+        "session": "sess-ä-1",
+        "count": -42,
+        "score": 3.25,
+        "active": True,
+        "kind": "VIEW",
+        "referrer": "https://example.com/",
+        "tags": ["a", "bb", "ccc"],
+        "attributes": {"k1": "v1", "k2": ""},
+        "address": {"street": "1 Main St", "city": "Springfield", "zip": "12345"},
+        "created_at": datetime.datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=utc),
+        "updated_at": datetime.datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=utc),
+        "birth_date": datetime.date(1990, 1, 2),
+        "open_time": datetime.time(9, 30, 0, 500000),
+        "amount": decimal.Decimal("1234.56"),
+        "price": decimal.Decimal("-99.9900"),
+    }
+    record.update(overrides)
+    return record
+
+
+class MemoryRegistry:
+    """An in-memory SchemaLookup that counts calls, like a registry with a perfect cache would not."""
+
+    def __init__(self, first_id: int = 1) -> None:
+        self._next_id = first_id
+        self._by_id: dict[int, RegisteredSchema] = {}
+        self._ids_by_text: dict[str, int] = {}
+        self._subjects: dict[str, list[int]] = {}
+        self.calls: dict[str, int] = {"get_schema": 0, "get_latest": 0, "register": 0}
+        self.unavailable = False
+
+    def add(
+        self, subject: str, schema: str | dict[str, Any], references: tuple[tuple[str, str], ...] = ()
+    ) -> int:
+        """Register without counting a call; returns the id."""
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        schema_id = self._ids_by_text.get(text)
+        if schema_id is None:
+            schema_id, self._next_id = self._next_id, self._next_id + 1
+            refs = tuple(SchemaReference(name, name, 1) for name, _ in references)
+            self._by_id[schema_id] = RegisteredSchema(
+                schema_id, text, references=refs, resolved_references=references
+            )
+            self._ids_by_text[text] = schema_id
+        versions = self._subjects.setdefault(subject, [])
+        if schema_id not in versions:
+            versions.append(schema_id)
+        return schema_id
+
+    def _check(self, method: str) -> None:
+        self.calls[method] += 1
+        if self.unavailable:
+            raise RegistryUnavailable("registry down (test)", status_code=503)
+
+    def get_schema(self, schema_id: int) -> RegisteredSchema:
+        self._check("get_schema")
+        try:
+            return self._by_id[schema_id]
+        except KeyError:
+            raise SchemaNotFound(f"schema {schema_id} not found", status_code=404, error_code=40403) from None
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        self._check("get_latest")
+        if subject not in self._subjects:
+            raise SubjectNotFound(f"subject {subject!r} not found", status_code=404, error_code=40401)
+        versions = self._subjects[subject]
+        latest = self._by_id[versions[-1]]
+        return RegisteredSchema(
+            latest.schema_id,
+            latest.schema_str,
+            references=latest.references,
+            resolved_references=latest.resolved_references,
+            subject=subject,
+            version=len(versions),
+        )
+
+    def register(
+        self,
+        subject: str,
+        schema_str: str,
+        schema_type: str = "AVRO",
+        references: tuple[SchemaReference, ...] = (),
+    ) -> int:
+        self._check("register")
+        return self.add(subject, schema_str)
