@@ -25,6 +25,7 @@ from registry_codecs.errors import (
 )
 from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of, unframe
 from registry_codecs.metrics import CodecMetrics
+from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "AvroSerializer",
     "CodecError",
     "CodecMetrics",
+    "CompatibilityResult",
     "DecodeError",
     "FramingError",
     "IncompatibleSchema",
@@ -41,6 +43,7 @@ __all__ = [
     "RecordDoesNotFitSchema",
     "RegisteredSchema",
     "RegistryAuthError",
+    "RegistryClient",
     "RegistryError",
     "RegistryUnavailable",
     "SchemaLookup",
