@@ -7,7 +7,8 @@ the latest version of a subject is cached for `latest_ttl` seconds so a newly re
 without a restart, and while the registry is unreachable the last good one keeps serving (counted in
 `stale_schema_served`, logged once per outage). Unknown ids are remembered for `negative_ttl` seconds.
 Schema references are resolved, dependencies first, into `RegisteredSchema.resolved_references`.
-HTTP, retries and fail-over live in `registry_http`, the caches in `registry_cache`.
+HTTP, retries and fail-over live in `registry_http`, URLs and credentials in `registry_urls`, reading
+answers and errors in `registry_answers`, the caches in `registry_cache`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from urllib.parse import quote
 
 from registry_codecs.errors import RegistryError, RegistryUnavailable, SchemaNotFound, SubjectNotFound
 from registry_codecs.metrics import CodecMetrics
-from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache, SingleFlight
-from registry_codecs.registry_http import (
-    NULL_METRIC,
-    Incrementable,
-    Transport,
-    build_session,
-    parse_base_urls,
+from registry_codecs.registry_answers import (
+    compatibility_level,
+    compatibility_verdict,
+    field_of,
+    parse_schema_answer,
+    schema_body,
 )
+from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache, SingleFlight
+from registry_codecs.registry_http import NULL_METRIC, Incrementable, Transport
+from registry_codecs.registry_urls import build_session, parse_base_urls
 from registry_codecs.schemas import RegisteredSchema, SchemaReference
 
 logger = logging.getLogger(__name__)
@@ -58,70 +61,6 @@ class CompatibilityResult:
 def _q(subject: str) -> str:
     # Subjects may hold "/", ":" or spaces (record-name strategies); all must stay one path segment.
     return quote(subject, safe="")
-
-
-def _field(answer: Any, key: str, kind: type[Any], endpoint: str) -> Any:
-    value = answer.get(key) if isinstance(answer, dict) else None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RegistryError(f"registry answer to {endpoint} lacks a valid {key!r}")
-    return value
-
-
-def parse_schema_answer(
-    answer: Any, endpoint: str, *, schema_id: int | None = None, subject: str | None = None
-) -> RegisteredSchema:
-    """Build an (unresolved) `RegisteredSchema` from a registry answer.
-
-    Tolerates the dialects: a missing ``schemaType`` means AVRO; ``id``, ``subject`` and ``version`` are
-    read when present (subject endpoints, lookup answers) and taken from the request otherwise.
-
-    Raises:
-        RegistryError: the answer lacks a schema text or has fields of the wrong type.
-    """
-    schema_str = _field(answer, "schema", str, endpoint)
-    if schema_id is None:
-        schema_id = _field(answer, "id", int, endpoint)
-    raw_refs = answer.get("references") or []
-    if not isinstance(raw_refs, list):
-        raise RegistryError(f"registry answer to {endpoint} has references that are not a list")
-    references = tuple(
-        SchemaReference(
-            name=_field(ref, "name", str, endpoint),
-            subject=_field(ref, "subject", str, endpoint),
-            version=_field(ref, "version", int, endpoint),
-        )
-        for ref in raw_refs
-    )
-    version = answer.get("version")
-    answered_subject = answer.get("subject")
-    return RegisteredSchema(
-        schema_id=schema_id,
-        schema_str=schema_str,
-        schema_type=str(answer.get("schemaType") or "AVRO"),
-        references=references,
-        subject=answered_subject if isinstance(answered_subject, str) else subject,
-        version=version if isinstance(version, int) and not isinstance(version, bool) else None,
-    )
-
-
-def _schema_body(schema_str: str, schema_type: str, references: Sequence[SchemaReference]) -> dict[str, Any]:
-    body: dict[str, Any] = {"schema": schema_str}
-    if schema_type.upper() != "AVRO":  # older registries reject the field; AVRO is the default anyway
-        body["schemaType"] = schema_type.upper()
-    if references:
-        body["references"] = [
-            {"name": r.name, "subject": r.subject, "version": r.version} for r in references
-        ]
-    return body
-
-
-def _level(answer: Any) -> str:
-    # GET /config answers {"compatibilityLevel": ...}; PUT and newer servers answer {"compatibility": ...}.
-    if isinstance(answer, dict):
-        for key in ("compatibilityLevel", "compatibility"):
-            if isinstance(answer.get(key), str):
-                return str(answer[key])
-    raise RegistryError("registry config answer lacks a compatibility level")
 
 
 class RegistryClient:
@@ -396,11 +335,11 @@ class RegistryClient:
         known = self._registered.get(key)
         if known is not None:
             return known
-        body = _schema_body(schema_str, schema_type, references)
+        body = schema_body(schema_str, schema_type, references)
         answer = self._http.request(
             "POST", f"/subjects/{_q(subject)}/versions", endpoint="register", body=body
         )
-        schema_id: int = _field(answer, "id", int, "register")
+        schema_id: int = field_of(answer, "id", int, "register")
         self._registered.put(key, schema_id)
         previous = self._latest.get(subject)
         if previous is not None:  # a new version may now be the latest: refresh on the next read
@@ -421,7 +360,7 @@ class RegistryClient:
             SchemaNotFound: the subject exists but does not hold this schema (40403).
             RegistryUnavailable: the registry could not answer.
         """
-        body = _schema_body(schema_str, schema_type, references)
+        body = schema_body(schema_str, schema_type, references)
         answer = self._http.request("POST", f"/subjects/{_q(subject)}", endpoint="lookup", body=body)
         return self._resolved(parse_schema_answer(answer, "lookup", subject=subject))
 
@@ -446,16 +385,10 @@ class RegistryClient:
             "POST",
             path,
             endpoint="compatibility",
-            body=_schema_body(schema_str, schema_type, references),
+            body=schema_body(schema_str, schema_type, references),
             params={"verbose": "true" if verbose else "false"},
         )
-        verdict = (
-            answer.get("is_compatible", answer.get("isCompatible")) if isinstance(answer, dict) else None
-        )
-        if not isinstance(verdict, bool):
-            raise RegistryError("registry answer to compatibility lacks 'is_compatible'")
-        messages = answer.get("messages") or []
-        return CompatibilityResult(verdict, tuple(str(m) for m in messages))
+        return CompatibilityResult(*compatibility_verdict(answer))
 
     def get_compatibility(self, subject: str | None = None) -> str:
         """Return the compatibility level in force: global, or for `subject` (falling back to global).
@@ -464,7 +397,7 @@ class RegistryClient:
             RegistryUnavailable: the registry could not answer.
         """
         if subject is None:
-            return _level(self._http.request("GET", "/config", endpoint="config"))
+            return compatibility_level(self._http.request("GET", "/config", endpoint="config"))
         try:
             answer = self._http.request(
                 "GET", f"/config/{_q(subject)}", endpoint="config", params={"defaultToGlobal": "true"}
@@ -474,7 +407,7 @@ class RegistryClient:
             if exc.status_code != 404:
                 raise
             answer = self._http.request("GET", "/config", endpoint="config")
-        return _level(answer)
+        return compatibility_level(answer)
 
     def set_compatibility(self, level: str, subject: str | None = None) -> str:
         """Set the compatibility level globally or for `subject`; return the level the registry stored.
@@ -485,7 +418,7 @@ class RegistryClient:
         """
         path = "/config" if subject is None else f"/config/{_q(subject)}"
         body = {"compatibility": level.upper()}
-        return _level(self._http.request("PUT", path, endpoint="config", body=body))
+        return compatibility_level(self._http.request("PUT", path, endpoint="config", body=body))
 
     def ping(self) -> None:
         """Check that a registry URL answers (one pass over the URLs, no backoff rounds).
@@ -509,4 +442,4 @@ class RegistryClient:
         self.close()
 
 
-__all__ = ["CompatibilityResult", "RegistryClient", "parse_schema_answer"]
+__all__ = ["CompatibilityResult", "RegistryClient"]

@@ -1,72 +1,33 @@
-"""The HTTP side of the schema-registry client: base URLs, credentials, retries, fail-over, error mapping.
+"""The HTTP side of the schema-registry client: retries, fail-over, timeouts and request metrics.
 
 `Transport.request` sends one logical request and either returns the decoded JSON answer or raises a
 typed `RegistryError`. Retries are done here rather than by a urllib3 `Retry` on the adapter because the
 decision needs the response body (Confluent's 5000x codes) and must move across base URLs: a connection
 error, timeout, 408, 429, 5xx or 50001-50003 tries the next URL at once; when every URL has failed, the
-whole list is tried again after a jittered exponential pause, up to `max_retries` more times. Credentials
-never reach a URL, a log line or a message: user info is cut out of the URLs at construction, and any
-secret the server echoes back in an error body is masked.
+whole list is tried again after a jittered exponential pause, up to `max_retries` more times. Any secret
+a server echoes back in an error body is masked before it reaches a message.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase, HTTPBasicAuth
 
-from registry_codecs.errors import (
-    IncompatibleSchema,
-    InvalidSchema,
-    RegistryAuthError,
-    RegistryError,
-    RegistryUnavailable,
-    SchemaNotFound,
-    SubjectNotFound,
-    VersionNotFound,
-)
+from registry_codecs.errors import RegistryError, RegistryUnavailable
 from registry_codecs.metrics import CodecMetrics
+from registry_codecs.registry_answers import error_class_for, outcome_for, parse_error_body
+from registry_codecs.registry_urls import BaseUrl, secrets_of
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
-ACCEPT = (
-    "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json; q=0.9, "
-    "application/json; q=0.5"
-)
-RETRIABLE_STATUSES = frozenset({408, 429})
-#: Confluent's "backend store error", "operation timed out" and "error forwarding to the leader".
-RETRIABLE_ERROR_CODES = frozenset({50001, 50002, 50003})
 _MAX_MESSAGE = 300
-
-_NOT_FOUND_BY_CODE: Mapping[int, type[RegistryError]] = {
-    40401: SubjectNotFound,
-    40404: SubjectNotFound,  # subject soft-deleted
-    40402: VersionNotFound,
-    40406: VersionNotFound,  # version soft-deleted
-    40403: SchemaNotFound,
-}
-#: What a 404 without a Confluent error code (Karapace's plain "Not Found") means on each endpoint. On
-#: subject-scoped endpoints the answer cannot tell a missing subject from a missing version; the subject
-#: is the likelier and the more useful guess (callers that care catch `LookupError`, a base of both).
-_PLAIN_404_BY_ENDPOINT: Mapping[str, type[RegistryError]] = {
-    "schema_by_id": SchemaNotFound,
-    "subject_version": SubjectNotFound,
-    "versions": SubjectNotFound,
-    "lookup": SubjectNotFound,
-    "compatibility": SubjectNotFound,
-    "config": SubjectNotFound,
-}
 
 
 class RetryLater(RegistryUnavailable):
@@ -82,111 +43,6 @@ class RetryLater(RegistryUnavailable):
     ) -> None:
         super().__init__(message, status_code=status_code, error_code=error_code)
         self.retry_after = retry_after
-
-
-class BearerAuth(AuthBase):
-    """Sends ``Authorization: Bearer <token>``; its repr never shows the token."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(token='***')"
-
-
-class MaskedBasicAuth(HTTPBasicAuth):
-    """HTTP basic auth whose repr shows the user name only."""
-
-    def __repr__(self) -> str:
-        return f"MaskedBasicAuth(username={self.username!r}, password='***')"
-
-
-@dataclass(frozen=True, slots=True)
-class BaseUrl:
-    """One registry base URL, without user info, and the credentials to send to it."""
-
-    url: str
-    auth: AuthBase | None = field(default=None, repr=False)
-
-
-def redact_url(url: str) -> str:
-    """Return `url` without its user info (``http://u:p@h:1/x`` -> ``http://h:1/x``)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-def split_urls(urls: str | Sequence[str]) -> list[str]:
-    """Split a comma-separated string (or a sequence of such strings) into stripped, non-empty URLs."""
-    items = [urls] if isinstance(urls, str) else list(urls)
-    return [url.strip() for item in items for url in item.split(",") if url.strip()]
-
-
-def parse_base_urls(
-    urls: str | Sequence[str],
-    basic_auth: tuple[str, str] | None = None,
-    bearer_token: str | None = None,
-) -> tuple[BaseUrl, ...]:
-    """Validate the base URLs and attach credentials: the URL's own user info first, then the explicit ones.
-
-    Raises:
-        ValueError: no URL, a URL that is not http(s), or both basic auth and a bearer token.
-    """
-    if basic_auth is not None and bearer_token is not None:
-        raise ValueError("configure basic auth or a bearer token for the schema registry, not both")
-    found = split_urls(urls)
-    if not found:
-        raise ValueError("no schema-registry URL given")
-    bases = []
-    for url in found:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"schema-registry URL {redact_url(url)!r} is not an http(s) URL with a host")
-        auth: AuthBase | None = None
-        if parts.username is not None:
-            auth = MaskedBasicAuth(unquote(parts.username), unquote(parts.password or ""))
-        elif basic_auth is not None:
-            auth = MaskedBasicAuth(*basic_auth)
-        elif bearer_token is not None:
-            auth = BearerAuth(bearer_token)
-        bases.append(BaseUrl(redact_url(url).rstrip("/"), auth))
-    return tuple(bases)
-
-
-def secrets_of(bases: Sequence[BaseUrl]) -> tuple[str, ...]:
-    """Every credential string a server could echo back: passwords, tokens and basic-auth header values."""
-    found: set[str] = set()
-    for base in bases:
-        if isinstance(base.auth, HTTPBasicAuth):
-            user, password = str(base.auth.username), str(base.auth.password)
-            found.add(password)
-            pair = f"{user}:{password}".encode()
-            found.add(base64.b64encode(pair).decode("ascii"))
-        elif isinstance(base.auth, BearerAuth):
-            found.add(base.auth._token)
-    return tuple(sorted((s for s in found if s), key=len, reverse=True))
-
-
-def build_session(
-    *, ca_file: str | None, cert_file: str | None, key_file: str | None, pool_size: int = 16
-) -> requests.Session:
-    """A session with the registry's Accept header, TLS settings, and no retries of its own."""
-    if key_file is not None and cert_file is None:
-        raise ValueError("a client key file needs a client certificate file")
-    session = requests.Session()
-    session.headers["Accept"] = ACCEPT
-    if ca_file is not None:
-        session.verify = ca_file
-    if cert_file is not None:
-        session.cert = (cert_file, key_file) if key_file is not None else cert_file
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 def backoff_delay(retry: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -208,50 +64,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
-
-
-def parse_error_body(body: str) -> tuple[int | None, str]:
-    """Return ``(error_code, message)`` from a Confluent JSON error body, or ``(None, text)`` otherwise."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None, " ".join(body.split())[:_MAX_MESSAGE]
-    if not isinstance(parsed, dict):
-        return None, " ".join(body.split())[:_MAX_MESSAGE]
-    code = parsed.get("error_code")
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
-    message = parsed.get("message")
-    text = message if isinstance(message, str) else json.dumps(parsed)
-    return (code if isinstance(code, int) and not isinstance(code, bool) else None), text[:_MAX_MESSAGE]
-
-
-def error_class_for(status: int, error_code: int | None, endpoint: str) -> type[RegistryError]:
-    """Map an error answer to its exception class: by status, then Confluent code, then endpoint."""
-    if status in (401, 403):
-        return RegistryAuthError
-    if status in RETRIABLE_STATUSES or status >= 500 or error_code in RETRIABLE_ERROR_CODES:
-        return RegistryUnavailable
-    if error_code is not None and error_code in _NOT_FOUND_BY_CODE:
-        return _NOT_FOUND_BY_CODE[error_code]
-    if status == 409:
-        return IncompatibleSchema
-    if status == 422 or (error_code is not None and 42200 <= error_code < 42300):
-        return InvalidSchema
-    if status == 404 and error_code in (None, 404):
-        return _PLAIN_404_BY_ENDPOINT.get(endpoint, RegistryError)
-    return RegistryError
-
-
-def outcome_for(status: int | None) -> str:
-    """The low-cardinality `outcome` label of one HTTP attempt (None: no answer came back)."""
-    if status is None or status in RETRIABLE_STATUSES:
-        return "unavailable"
-    if status < 400:
-        return "ok"
-    if status == 404:
-        return "not_found"
-    return "server_error" if status >= 500 else "client_error"
 
 
 class Incrementable(Protocol):
@@ -475,21 +287,11 @@ class Transport:
 __all__ = [
     "CONTENT_TYPE",
     "NULL_METRIC",
-    "BaseUrl",
-    "BearerAuth",
     "Incrementable",
-    "MaskedBasicAuth",
     "NullMetric",
     "Observable",
     "RetryLater",
     "Transport",
     "backoff_delay",
-    "build_session",
-    "error_class_for",
-    "outcome_for",
-    "parse_base_urls",
-    "parse_error_body",
-    "redact_url",
     "retry_after_seconds",
-    "split_urls",
 ]
