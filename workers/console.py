@@ -81,12 +81,13 @@ class _Encoder:
     def encode(self, number: int, line: str) -> tuple[bytes | None, bytes]:
         try:
             record = json.loads(line)
-            if not isinstance(record, dict):
-                raise LineError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+        except ValueError as exc:
+            raise LineError(f"line {number}: not JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise LineError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+        try:
             value = self.serializer.encode(from_json(self.schema, record))
-        except LineError:
-            raise
-        # JSON syntax, JsonConversionError and RecordDoesNotFitSchema (whose message names the field path)
+        # JsonConversionError and RecordDoesNotFitSchema, whose messages name the field path
         except ValueError as exc:
             raise LineError(f"line {number}: {exc}") from exc
         return self._key(number, record), value
