@@ -46,6 +46,7 @@ class RegistryProcess:
         bearer_token: A token accepted as ``Authorization: Bearer ...`` when set.
         certfile: PEM certificate chain; with `keyfile` the server speaks HTTPS.
         keyfile: PEM private key for `certfile`.
+        log_level: The server's log level; INFO writes one access line per request to its stderr.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class RegistryProcess:
         bearer_token: str | None = None,
         certfile: Path | None = None,
         keyfile: Path | None = None,
+        log_level: str = "WARNING",
     ) -> None:
         if (certfile is None) != (keyfile is None):
             raise ValueError("certfile and keyfile go together")
@@ -68,6 +70,7 @@ class RegistryProcess:
         self.bearer_token = bearer_token
         self.certfile = certfile
         self.keyfile = keyfile
+        self.log_level = log_level
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -145,17 +148,18 @@ class RegistryProcess:
     ) -> None:
         self.stop()
 
-    def stderr_tail(self) -> str:
-        """The last lines the child wrote to stderr (for error messages)."""
+    def stderr_tail(self, max_chars: int = _STDERR_TAIL_CHARS) -> str:
+        """The end of what the child wrote to stderr (its log; used in error messages)."""
         if self._stderr is None:
             return ""
         self._stderr.seek(0, os.SEEK_END)
         size = self._stderr.tell()
-        self._stderr.seek(max(0, size - _STDERR_TAIL_CHARS))
+        self._stderr.seek(max(0, size - max_chars))
         return self._stderr.read().decode("utf-8", "replace")
 
     def _command(self) -> list[str]:
         cmd = [sys.executable, "-m", "devstack.registry", "--host", self.host, "--port", str(self._port or 0)]
+        cmd += ["--log-level", self.log_level]
         if self.data_dir is not None:
             cmd += ["--data-dir", str(self.data_dir)]
         if self.certfile is not None and self.keyfile is not None:

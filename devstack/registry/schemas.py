@@ -120,6 +120,7 @@ def prepare_schema(
             raise invalid_schema("empty schema")
         return SchemaDoc(schema_type, text, refs, f"{schema_type}\n{collapsed}\n{ref_key}")
     raw = _load_json(text)
+    _check_records(raw)
     draft = SchemaDoc("AVRO", json.dumps(raw, separators=(",", ":")), refs, "")
     avro = parse_avro(draft, resolve)
     extras: list[Any] = []
@@ -165,6 +166,27 @@ def _define_references(
             parse_schema(_load_json(target.text), named_schemas=named)
         except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError) as exc:
             raise invalid_schema(f"referenced schema {ref.subject!r} v{ref.version}: {exc}") from exc
+
+
+def _check_records(node: Any) -> None:
+    """Reject records without a field list, which fastavro tolerates but the Avro specification does not."""
+    if isinstance(node, list):
+        for branch in node:
+            _check_records(branch)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") in ("record", "error"):
+        fields = node.get("fields")
+        if not isinstance(fields, list):
+            raise invalid_schema(f"record {node.get('name')!r} has no 'fields' list")
+        for fld in fields:
+            if not isinstance(fld, dict) or not isinstance(fld.get("name"), str) or "type" not in fld:
+                raise invalid_schema(f"record {node.get('name')!r} has a field without a name or type")
+            _check_records(fld["type"])
+    for key in ("type", "items", "values"):
+        if isinstance(node.get(key), dict | list):
+            _check_records(node[key])
 
 
 def _load_json(text: str) -> Any:

@@ -210,7 +210,8 @@ class RegistryStore:
             ApiError: 40401, 40402, 40406 already soft-deleted, 40407 permanent before soft.
         """
         with self.lock:
-            entry = self.version(subject, version, include_deleted=permanent)
+            # "latest" means the latest live version; a number may name a soft-deleted one (40406 below).
+            entry = self.version(subject, version, include_deleted=version is not None)
             if permanent:
                 if not entry.deleted:
                     raise ApiError(
