@@ -7,6 +7,8 @@ counters (`metrics`). The library knows nothing about any application's topics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from registry_codecs.avro import AvroDeserializer, AvroSerializer
 from registry_codecs.errors import (
     CodecError,
@@ -28,6 +30,22 @@ from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
+if TYPE_CHECKING:
+    from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
+
+_FAUST_NAMES = frozenset({"ConfluentAvroCodec", "SubjectNameStrategy", "register_codec"})
+
+
+def __getattr__(name: str) -> Any:
+    # The Faust codec is loaded on first use: importing faust costs about a second, and the codec library
+    # is also used without it (producers, tools, the benchmark's raw paths).
+    if name in _FAUST_NAMES:
+        from registry_codecs import faust_codec
+
+        return getattr(faust_codec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "HEADER_SIZE",
     "MAGIC_BYTE",
@@ -36,6 +54,7 @@ __all__ = [
     "CodecError",
     "CodecMetrics",
     "CompatibilityResult",
+    "ConfluentAvroCodec",
     "DecodeError",
     "FramingError",
     "IncompatibleSchema",
@@ -50,9 +69,11 @@ __all__ = [
     "SchemaNotFound",
     "SchemaParseError",
     "SchemaReference",
+    "SubjectNameStrategy",
     "SubjectNotFound",
     "VersionNotFound",
     "frame",
+    "register_codec",
     "schema_id_of",
     "unframe",
 ]

@@ -156,3 +156,42 @@ class MemoryRegistry:
     ) -> int:
         self._check("register")
         return self.add(subject, schema_str)
+
+
+def event_records() -> Any:
+    """A hypothesis strategy of records that fit EVENT_SCHEMA, edge values included."""
+    from hypothesis import strategies as st
+
+    utc = datetime.UTC
+    millis = st.integers(0, 999).map(lambda ms: ms * 1000)
+    moments = st.datetimes(datetime.datetime(1900, 1, 1), datetime.datetime(2200, 1, 1))
+    address = st.fixed_dictionaries({"street": st.text(), "city": st.text(), "zip": st.text(max_size=10)})
+    return st.fixed_dictionaries(
+        {
+            "event_id": st.uuids(),
+            "user_id": st.integers(-(2**63), 2**63 - 1),
+            "session": st.text(),
+            "count": st.integers(-(2**31), 2**31 - 1),
+            "score": st.floats(allow_nan=False),
+            "active": st.booleans(),
+            "kind": st.sampled_from(["CLICK", "VIEW", "BUY"]),
+            "referrer": st.none() | st.text(),
+            "tags": st.lists(st.text(), max_size=5),
+            "attributes": st.dictionaries(st.text(), st.text(), max_size=5),
+            "address": address,
+            "created_at": st.builds(lambda m, ms: m.replace(microsecond=ms, tzinfo=utc), moments, millis),
+            "updated_at": moments.map(lambda m: m.replace(tzinfo=utc)),
+            "birth_date": st.dates(),
+            "open_time": st.builds(lambda t, ms: t.replace(microsecond=ms), st.times(), millis),
+            "amount": st.decimals(
+                min_value=decimal.Decimal("-99999999.99"),
+                max_value=decimal.Decimal("99999999.99"),
+                places=2,
+            ),
+            "price": st.decimals(
+                min_value=decimal.Decimal("-99999999.9999"),
+                max_value=decimal.Decimal("99999999.9999"),
+                places=4,
+            ),
+        }
+    )

@@ -12,8 +12,9 @@ import faust
 import pytest
 from faust.exceptions import ValueDecodeError
 from faust.serializers import codecs as faust_codecs
+from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
-from test_avro_support import EVENT_SCHEMA, EVENT_SCHEMA_STR, MemoryRegistry, sample_event
+from test_avro_support import EVENT_SCHEMA, EVENT_SCHEMA_STR, MemoryRegistry, event_records, sample_event
 
 from registry_codecs import FramingError, RecordDoesNotFitSchema
 from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec, subject_name
@@ -148,3 +149,30 @@ def test_a_reader_schema_and_auto_registration(registry: MemoryRegistry) -> None
         ConfluentAvroCodec(lookup=registry, topic="events", reader_schema=EVENT_SCHEMA_STR).subject
         == "events-value"
     )
+
+
+EVENTS = MemoryRegistry()
+EVENTS.add("events-value", EVENT_SCHEMA)
+EVENT_CODEC = ConfluentAvroCodec(lookup=EVENTS, topic="events")
+
+
+@settings(max_examples=80, deadline=None)
+@given(record=event_records())
+def test_generated_records_round_trip_alone_and_chained(record: dict[str, Any]) -> None:
+    frame = EVENT_CODEC.dumps(record)
+    assert EVENT_CODEC.loads(frame) == record
+    chained = EVENT_CODEC | faust_codecs.binary()
+    assert chained.loads(chained.dumps(record)) == record
+
+
+def test_only_the_faust_codec_imports_faust() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, registry_codecs, registry_codecs.avro, registry_codecs.serde, registry_codecs.registry\n"
+        "assert 'faust' not in sys.modules, 'faust imported'\n"
+        "registry_codecs.ConfluentAvroCodec\n"
+        "assert 'faust' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
