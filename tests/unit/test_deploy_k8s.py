@@ -260,8 +260,16 @@ def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
     assert _find(rendered, "Service", "avroflow")["spec"]["selector"].items() <= pod_labels
     pdb = _find(rendered, "PodDisruptionBudget", "avroflow")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow", "idle, unready pods would block drains"
     target = _find(rendered, "HorizontalPodAutoscaler", "avroflow")["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "avroflow")
+
+
+def test_a_rollout_never_adds_a_pod_beyond_the_current_count(rendered: list[dict[str, Any]]) -> None:
+    # With every partition assigned, a surge pod gets none, never turns ready, and stalls the rollout.
+    strategy = _find(rendered, "Deployment", "avroflow")["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 
 
 def test_the_grace_period_covers_the_graceful_shutdown(rendered: list[dict[str, Any]]) -> None:
