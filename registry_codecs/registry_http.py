@@ -215,8 +215,18 @@ class Transport:
         url = base.url + path
         headers = {"Content-Type": CONTENT_TYPE} if data is not None else None
         try:
+            # verify and cert are passed per request: set only on the session, requests lets the
+            # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE environment variables override them.
             response = self.session.request(
-                method, url, data=data, params=params, headers=headers, auth=base.auth, timeout=self._timeout
+                method,
+                url,
+                data=data,
+                params=params,
+                headers=headers,
+                auth=base.auth,
+                timeout=self._timeout,
+                verify=self.session.verify,
+                cert=self.session.cert,
             )
         except requests.Timeout as exc:
             self._count(endpoint, None)
