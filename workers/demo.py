@@ -256,6 +256,11 @@ def _run(args: argparse.Namespace, settings: Settings, client: RegistryClient, t
             f"waiting for {want.outputs} enriched records on {SINK_TOPIC} and {want.dead_letters} dead "
             f"letters on {DLQ_TOPIC} (heartbeats are dropped)"
         )
+        print(
+            f"  {'user':<5} {'event':<10} {'occurred at':<20} {'day':<14}  {'hour':<7} {'':<10} "
+            f"{'props':<7} {'session':<16} output schema",
+            flush=True,
+        )
         progress = asyncio.run(watch(settings, client, worker, want, time.monotonic() + args.timeout))
         if worker.exited() is None:
             _say("the worker's counters (from /metrics)")
