@@ -21,7 +21,7 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):
-    """A bounded least-recently-used map. `get` and `put` are O(1) and thread-safe."""
+    """A bounded least-recently-used map. `get` and `put` are O(1) and thread-safe; `put` takes a lock."""
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
@@ -31,12 +31,19 @@ class LruCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        """Return the value for `key` and mark it recently used, or None."""
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
+        """Return the value for `key` and mark it recently used, or None.
+
+        Lock-free, because it is the per-message path: `OrderedDict.get` and `move_to_end` are single C
+        calls, atomic under the GIL for the int and str-tuple keys used here (no Python `__eq__` runs).
+        A `put` evicting `key` between the two calls is harmless: the value read is still valid.
+        """
+        value = self._data.get(key)
+        if value is not None:
+            try:
                 self._data.move_to_end(key)
-            return value
+            except KeyError:
+                pass  # evicted by a concurrent put
+        return value
 
     def put(self, key: K, value: V) -> None:
         """Store `value`, evicting the least recently used entry when full."""

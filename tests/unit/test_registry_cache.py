@@ -128,3 +128,28 @@ def test_single_flight_shares_the_error_with_waiters() -> None:
     assert calls == 1
     assert len(outcomes) == 4
     assert all(isinstance(e, SchemaNotFound) and e.error_code == 40403 for e in outcomes)
+
+
+def test_lru_stays_consistent_under_concurrent_gets_and_puts() -> None:
+    cache: LruCache[int, int] = LruCache(50)
+    failures: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for i in range(20_000):
+                value = cache.get(i % 100)
+                assert value is None or value == i % 100
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    def writer() -> None:
+        for i in range(20_000):
+            cache.put(i % 100, i % 100)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert len(cache) == 50
