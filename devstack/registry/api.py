@@ -65,6 +65,7 @@ class RegistryApi:
                 {"GET": self._get_version, "DELETE": self._delete_version},
             ),
             (re.compile(rf"/subjects/{seg}/versions/{seg}/schema"), {"GET": self._get_version_schema}),
+            (re.compile(rf"/subjects/{seg}/versions/{seg}/referencedby"), {"GET": self._referenced_by}),
             (re.compile(r"/schemas/types"), {"GET": lambda r: (200, list(SCHEMA_TYPES))}),
             (re.compile(rf"/schemas/ids/{seg}"), {"GET": self._get_schema}),
             (re.compile(rf"/schemas/ids/{seg}/schema"), {"GET": self._get_raw_schema}),
@@ -158,6 +159,11 @@ class RegistryApi:
         subject, version = req.params
         entry = self.store.version(subject, _parse_version(version), include_deleted=req.flag("deleted"))
         return 200, RawText(self.store.schema(entry.schema_id).text)
+
+    def _referenced_by(self, req: Request) -> tuple[int, Any]:
+        subject, version = req.params
+        entry = self.store.version(subject, _parse_version(version))
+        return 200, self.store.referenced_by(subject, entry.version)
 
     def _delete_subject(self, req: Request) -> tuple[int, Any]:
         (subject,) = req.params

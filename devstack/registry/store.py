@@ -141,6 +141,17 @@ class RegistryStore:
             422, 42201, f"Invalid schema: reference {ref.name!r} ({ref.subject} v{ref.version}) not found"
         )
 
+    def referenced_by(self, subject: str, version: int) -> list[int]:
+        """Ids of live schemas whose references point at this subject version."""
+        with self.lock:
+            live_ids = {e.schema_id for entries in self._subjects.values() for e in entries if not e.deleted}
+            return sorted(
+                schema_id
+                for schema_id, doc in self._schemas.items()
+                if schema_id in live_ids
+                and any(r.subject == subject and r.version == version for r in doc.references)
+            )
+
     def find(self, subject: str, doc: SchemaDoc, *, include_deleted: bool = False) -> VersionEntry | None:
         """The subject's version holding this schema, if any (the newest such)."""
         with self.lock:
@@ -174,13 +185,16 @@ class RegistryStore:
         """Soft-delete every live version, or (permanent) drop an already soft-deleted subject.
 
         Raises:
-            ApiError: 40401 unknown subject, 40404 already soft-deleted, 40405 permanent before soft.
+            ApiError: 40401 unknown subject, 40404 already soft-deleted, 40405 permanent before soft,
+                42206 a live schema still references one of its versions.
         """
         with self.lock:
             entries = self._subjects.get(subject)
             if not entries:
                 raise subject_not_found(subject)
             live = [e for e in entries if not e.deleted]
+            for entry in entries:
+                self._refuse_if_referenced(entry)
             if permanent:
                 if live:
                     raise ApiError(
@@ -207,11 +221,13 @@ class RegistryStore:
         """Soft-delete one version, or (permanent) drop an already soft-deleted one; None is the latest.
 
         Raises:
-            ApiError: 40401, 40402, 40406 already soft-deleted, 40407 permanent before soft.
+            ApiError: 40401, 40402, 40406 already soft-deleted, 40407 permanent before soft, 42206 still
+                referenced by a live schema.
         """
         with self.lock:
             # "latest" means the latest live version; a number may name a soft-deleted one (40406 below).
             entry = self.version(subject, version, include_deleted=version is not None)
+            self._refuse_if_referenced(entry)
             if permanent:
                 if not entry.deleted:
                     raise ApiError(
@@ -235,6 +251,15 @@ class RegistryStore:
                 entry.deleted = True
             self._save()
             return entry.version
+
+    def _refuse_if_referenced(self, entry: VersionEntry) -> None:
+        if self.referenced_by(entry.subject, entry.version):
+            raise ApiError(
+                422,
+                42206,
+                "One or more references exist to the schema "
+                f"{{subject={entry.subject}, version={entry.version}}}",
+            )
 
     # -- configuration -----------------------------------------------------------------------------------
 

@@ -260,6 +260,12 @@ def test_references_resolve_and_are_served(api: Api, subject: str) -> None:
     assert status == 200
     assert api.call("GET", f"/subjects/{subject}/versions/1")[1]["references"] == refs
     assert api.call("GET", f"/schemas/ids/{reg['id']}")[1]["references"] == refs
+    assert api.call("GET", f"/subjects/{subject}-address/versions/1/referencedby") == (200, [reg["id"]])
+    # The referenced version cannot go while a live schema needs it.
+    assert api.call("DELETE", f"/subjects/{subject}-address/versions/1")[1]["error_code"] == 42206
+    assert api.call("DELETE", f"/subjects/{subject}-address")[1]["error_code"] == 42206
+    api.call("DELETE", f"/subjects/{subject}")
+    assert api.call("DELETE", f"/subjects/{subject}-address") == (200, [1])
     status, err = api.register(f"{subject}-2", customer)
     assert (status, err["error_code"]) == (422, 42201)
     missing = [{"name": "com.acme.Address", "subject": f"{subject}-address", "version": 5}]
