@@ -307,13 +307,13 @@ def _no_subject_config(subject: str) -> ApiError:
 def _parse_version(text: str) -> int | None:
     if text in ("latest", "-1"):
         return None
-    if not text.isdigit() or not 1 <= int(text) <= _MAX_VERSION:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_VERSION:
         raise invalid_version(text)
     return int(text)
 
 
 def _parse_id(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ApiError(404, 404, f"HTTP 404 Not Found: schema id {text!r} is not a number")
     return int(text)
 

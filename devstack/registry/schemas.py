@@ -118,6 +118,8 @@ def prepare_schema(
         collapsed = " ".join(text.split())
         if not collapsed:
             raise invalid_schema("empty schema")
+        for ref in refs:
+            resolve(ref)  # opaque types are not parsed, but their references must still exist
         return SchemaDoc(schema_type, text, refs, f"{schema_type}\n{collapsed}\n{ref_key}")
     raw = _load_json(text)
     _check_records(raw)

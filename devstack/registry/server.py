@@ -194,7 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(415, 415, f"HTTP 415 Unsupported Media Type: {content_type}")
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ApiError(422, 422, f"Unrecognized request body (not JSON): {exc}") from exc
 
     def _answer(self, method: str, status: int, payload: Any) -> None:

@@ -293,6 +293,8 @@ def test_json_and_protobuf_schemas_are_stored_as_text(api: Api, subject: str) ->
         ("POST", "/subjects/{s}/versions", {"schema": V1, "schemaType": "XML"}, 422, 422),
         ("GET", "/subjects/{s}/versions/zero", None, 422, 42202),
         ("GET", "/subjects/{s}/versions/0", None, 422, 42202),
+        ("GET", "/subjects/{s}/versions/%C2%B2", None, 422, 42202),
+        ("GET", "/schemas/ids/%C2%B2", None, 404, 404),
         ("GET", "/subjects/{s}/versions/1", None, 404, 40401),
         ("GET", "/schemas/ids/999999", None, 404, 40403),
         ("GET", "/no/such/path", None, 404, 404),
