@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from registry_codecs.errors import RegistryError, RegistryUnavailable, SchemaNotFound, SubjectNotFound
@@ -34,7 +34,7 @@ from registry_codecs.registry_answers import (
 from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache, SingleFlight
 from registry_codecs.registry_http import NULL_METRIC, Incrementable, Transport
 from registry_codecs.registry_urls import build_session, parse_base_urls
-from registry_codecs.schemas import RegisteredSchema, SchemaReference
+from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
 logger = logging.getLogger(__name__)
 
@@ -441,5 +441,8 @@ class RegistryClient:
     ) -> None:
         self.close()
 
+
+if TYPE_CHECKING:
+    _IS_A_SCHEMA_LOOKUP: type[SchemaLookup] = RegistryClient  # mypy proves the protocol is implemented
 
 __all__ = ["CompatibilityResult", "RegistryClient"]

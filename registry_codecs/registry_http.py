@@ -45,14 +45,20 @@ class RetryLater(RegistryUnavailable):
         self.retry_after = retry_after
 
 
-def backoff_delay(retry: int, base: float, cap: float, rand: Callable[[], float]) -> float:
+def backoff_delay(
+    retry: int, base: float, cap: float, rand: Callable[[], float], retry_after: float | None = None
+) -> float:
     """Pause before retry number `retry` (0-based): "equal jitter" over ``min(cap, base * 2**retry)``.
 
     Half the step is fixed, so a retry never comes at once; half is random, so clients that failed
-    together do not come back together.
+    together do not come back together. A server's ``Retry-After`` lengthens the pause, up to `cap`:
+    a worker must not stall longer than its operator allowed because a proxy said so.
     """
     step = min(cap, base * 2.0**retry)
-    return step / 2 + rand() * step / 2
+    delay = step / 2 + rand() * step / 2
+    if retry_after is not None:
+        delay = min(cap, max(delay, retry_after))
+    return delay
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -167,7 +173,7 @@ class Transport:
         last: RetryLater | None = None
         for round_no in range(rounds):
             if last is not None:
-                self._sleep(self._pause(round_no - 1, last))
+                self._sleep(backoff_delay(round_no - 1, *self._backoff, self._rand, last.retry_after))
             for index in self._order():
                 try:
                     answer = self._send(self.bases[index], method, path, endpoint, data, params)
@@ -195,13 +201,6 @@ class Transport:
     def _order(self) -> list[int]:
         start, count = self._preferred, len(self.bases)
         return [(start + i) % count for i in range(count)]
-
-    def _pause(self, retry: int, last: RetryLater) -> float:
-        base, cap = self._backoff
-        delay = backoff_delay(retry, base, cap, self._rand)
-        if last.retry_after is not None:
-            delay = min(cap, max(delay, last.retry_after))
-        return delay
 
     def _send(
         self,

@@ -380,12 +380,20 @@ def test_latest_without_a_cached_value_raises_when_down(server: ScriptedRegistry
         client.get_latest("s")
 
 
-def test_latest_of_a_deleted_subject_is_not_served_stale(server: ScriptedRegistry, clock: FakeClock) -> None:
-    server.on("GET", "/subjects/s/versions/latest", Reply(200, _latest(1, 11)), error(404, 40401, "gone"))
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [(error(404, 40401, "gone"), SubjectNotFound), (error(401, 40101, "expired"), RegistryAuthError)],
+    ids=["deleted", "auth"],
+)
+def test_only_unavailability_is_served_stale(
+    server: ScriptedRegistry, clock: FakeClock, failure: Reply, expected: type[RegistryError]
+) -> None:
+    # A deleted subject or revoked credentials are answers, not an outage: they must surface.
+    server.on("GET", "/subjects/s/versions/latest", Reply(200, _latest(1, 11)), failure)
     with make_client(server.url, latest_ttl=1.0, clock=clock) as client:
         client.get_latest("s")
         clock.now += 1.0
-        with pytest.raises(SubjectNotFound):
+        with pytest.raises(expected):
             client.get_latest("s")
 
 

@@ -120,6 +120,12 @@ def test_backoff_grows_exponentially_up_to_the_cap_with_bounded_jitter() -> None
     assert backoff_delay(3, 0.1, 2.0, lambda: 0.5) == pytest.approx(0.6)
 
 
+def test_retry_after_lengthens_the_pause_up_to_the_cap() -> None:
+    assert backoff_delay(0, 0.1, 5.0, lambda: 1.0, retry_after=2.0) == pytest.approx(2.0)
+    assert backoff_delay(0, 0.1, 5.0, lambda: 1.0, retry_after=60.0) == pytest.approx(5.0)
+    assert backoff_delay(3, 0.1, 5.0, lambda: 1.0, retry_after=0.0) == pytest.approx(0.8)
+
+
 def test_backoff_with_zero_base_does_not_wait() -> None:
     assert backoff_delay(5, 0.0, 5.0, lambda: 1.0) == 0.0
 
