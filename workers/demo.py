@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -301,8 +302,17 @@ def _verdict(progress: Progress, want: Expected, worker: WorkerProcess, code: in
     return EXIT_FAILED
 
 
+def _stop_on_signals() -> None:
+    # A shell starts background jobs with SIGINT ignored, and a supervisor stops with SIGTERM: both must
+    # still reach the cleanup. SIGTERM is turned into SIGINT, which asyncio.run turns into a cancellation
+    # of the running step and plain code into KeyboardInterrupt; either way the finally blocks run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """`demo`: run the whole thing on a local stack; exit 0 when every expected record arrived."""
+    _stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="avroflow-demo-") as tmp:
         try:
             with _stack(args) as (settings, client):
