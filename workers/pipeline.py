@@ -47,6 +47,9 @@ class Pipeline:
         key_format: ``"auto"`` (re-encode keys that are Confluent frames, carry other keys as they
             are), ``"avro"`` (keys must be frames) or ``"raw"`` (carry keys as bytes, untouched).
         dlq_topic: dead-letter topic; defaults to the source plus the settings' suffix.
+        sink_schema: optional path to an ``.avsc`` file, or the schema's JSON text, registered under
+            ``<sink>-value`` at start when that subject does not exist yet and auto-registration is on
+            (``AVROFLOW_AUTO_REGISTER_SCHEMAS``). Outputs are still encoded with the subject's latest.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Pipeline:
     reader_schema: str | None = None
     key_format: str = "auto"
     dlq_topic: str | None = None
+    sink_schema: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -91,18 +95,29 @@ class Pipeline:
         Raises:
             PipelineError: the file cannot be read or the text is not JSON.
         """
-        if self.reader_schema is None:
+        return self._load_schema(self.reader_schema, "reader schema")
+
+    def load_sink_schema(self) -> str | None:
+        """Return the sink schema's JSON text (read from its file when it names one), or None.
+
+        Raises:
+            PipelineError: the file cannot be read or the text is not JSON.
+        """
+        return self._load_schema(self.sink_schema, "sink schema")
+
+    def _load_schema(self, value: str | None, what: str) -> str | None:
+        if value is None:
             return None
-        text = self.reader_schema
+        text = value
         if not text.lstrip().startswith(("{", "[", '"')):
             try:
                 text = Path(text).read_text(encoding="utf-8")
             except OSError as exc:
-                raise PipelineError(f"pipeline {self.name}: cannot read reader schema: {exc}") from exc
+                raise PipelineError(f"pipeline {self.name}: cannot read {what}: {exc}") from exc
         try:
             json.loads(text)
         except ValueError as exc:
-            raise PipelineError(f"pipeline {self.name}: reader schema is not JSON: {exc}") from exc
+            raise PipelineError(f"pipeline {self.name}: {what} is not JSON: {exc}") from exc
         return text
 
 

@@ -1,0 +1,86 @@
+"""Pipelines the worker's integration tests run (``AVROFLOW_PIPELINES=tests.pipelines_for_tests:PIPELINES``).
+
+The topics come from ``TEST_SOURCE_TOPIC`` and ``TEST_SINK_TOPIC`` (not ``AVROFLOW_*``: the worker refuses
+unknown settings), so every test uses its own topics. The transform is deliberately simple and reacts to a
+``marker`` field, so a test can plant each kind of outcome: ``raise`` (the transform raises), ``drop``
+(returns None), ``fanout`` (two records), ``misfit`` (an output that does not fit the sink schema) and
+``not-a-dict`` (a result that is not a record).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from workers.pipeline import Pipeline
+
+INPUT_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "namespace": "avroflow.tests",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "amount", "type": "double"},
+            {"name": "marker", "type": "string", "default": ""},
+        ],
+    }
+)
+
+OUTPUT_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "OrderOut",
+        "namespace": "avroflow.tests",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "amount_cents", "type": "long"},
+        ],
+    }
+)
+
+#: The output schema's second version: one more field with a default (backward compatible).
+OUTPUT_SCHEMA_V2 = json.dumps(
+    {
+        "type": "record",
+        "name": "OrderOut",
+        "namespace": "avroflow.tests",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "amount_cents", "type": "long"},
+            {"name": "channel", "type": "string", "default": "web"},
+        ],
+    }
+)
+
+
+def transform(order: dict[str, Any]) -> Any:
+    """Upper-case the name and turn the amount into cents; obey the test marker."""
+    marker = order.get("marker", "")
+    out = {"id": order["id"], "name": order["name"].upper(), "amount_cents": round(order["amount"] * 100)}
+    if marker == "raise":
+        raise ValueError(f"order {order['id']} refused by the test transform")
+    if marker == "drop":
+        return None
+    if marker == "fanout":
+        return [out, {**out, "id": -order["id"]}]
+    if marker == "misfit":
+        return {**out, "amount_cents": "not a number"}
+    if marker == "not-a-dict":
+        return 42
+    return out
+
+
+PIPELINES = (
+    Pipeline(
+        name="orders",
+        source=os.environ.get("TEST_SOURCE_TOPIC", "test-orders"),
+        sink=os.environ.get("TEST_SINK_TOPIC", "test-orders-out"),
+        transform=transform,
+        reader_schema=INPUT_SCHEMA,
+    ),
+)

@@ -1,0 +1,439 @@
+"""The Faust app: one agent per pipeline over raw bytes, preflight, web views, and the worker process.
+
+Source topics are consumed as raw bytes (``raw`` key and value serializers) and decoded inside the agent
+by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
+Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent reads batches
+with `Stream.take_events` and acks a batch only after its outputs and dead letters are acknowledged by
+the broker; Faust commits acked offsets periodically and on shutdown.
+
+`run_worker` is the process: structured logging, preflight (the registry answers, every sink subject's
+latest schema and every reader schema load) before the consumer joins its group, then Faust's Worker
+with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a crash, `EXIT_PREFLIGHT`
+when the start is refused (a missing subject, refused credentials, an invalid schema).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from registry_codecs import CodecError, CodecMetrics, RegistryAuthError, RegistryClient, RegistryUnavailable
+from registry_codecs.errors import SubjectNotFound
+from workers import logs
+from workers.deadletter import scrub
+from workers.pipeline import Pipeline, PipelineError, validate_pipelines
+from workers.processing import Backoff, PipelineRunner, Send
+from workers.settings import Settings
+from workers.web import Readiness, WorkerMetrics, register_views
+
+log = logging.getLogger("avroflow.worker")
+
+EXIT_OK: Final = 0
+EXIT_CRASH: Final = 1
+#: The start was refused: a missing sink subject, credentials the registry refused, an invalid schema.
+EXIT_PREFLIGHT: Final = 3
+
+
+class PreflightError(Exception):
+    """The worker must not start; the message says what to fix."""
+
+
+@dataclass
+class Runtime:
+    """Everything the app's agents, timers and views share, built once per process."""
+
+    settings: Settings
+    pipelines: tuple[Pipeline, ...]
+    collector: CollectorRegistry
+    codec_metrics: CodecMetrics
+    metrics: WorkerMetrics
+    client: RegistryClient
+    readiness: Readiness
+    runners: dict[str, PipelineRunner]
+
+
+def registry_client(settings: Settings, metrics: CodecMetrics | None = None) -> RegistryClient:
+    """Return a `RegistryClient` configured from the settings (URLs, credentials, TLS, timeouts, TTL)."""
+    username = settings.schema_registry_username
+    password = settings.schema_registry_password
+    token = settings.schema_registry_bearer_token
+
+    def path(value: os.PathLike[str] | None) -> str | None:
+        return os.fspath(value) if value is not None else None
+
+    return RegistryClient(
+        list(settings.schema_registry_urls),
+        basic_auth=(username, password.reveal() if password else "") if username else None,
+        bearer_token=token.reveal() if token else None,
+        ca_file=path(settings.schema_registry_ca_file),
+        cert_file=path(settings.schema_registry_cert_file),
+        key_file=path(settings.schema_registry_key_file),
+        connect_timeout=min(5.0, settings.schema_registry_timeout_seconds),
+        read_timeout=settings.schema_registry_timeout_seconds,
+        latest_ttl=settings.latest_schema_ttl_seconds,
+        metrics=metrics,
+    )
+
+
+def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
+    """Create the metrics, the registry client and one runner per pipeline (no network yet).
+
+    Raises:
+        PreflightError: a pipeline's reader schema cannot be read or is not a valid Avro schema.
+    """
+    pipelines = validate_pipelines(pipelines)
+    collector = CollectorRegistry()
+    codec_metrics = CodecMetrics.create(collector)
+    metrics = WorkerMetrics.create(collector)
+    client = registry_client(settings, codec_metrics)
+    readiness = Readiness(registry_max_age=3 * settings.registry_check_interval_seconds)
+    readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)
+    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+    runners = {}
+    for pipeline in pipelines:
+        try:
+            runners[pipeline.name] = PipelineRunner(
+                pipeline,
+                lookup=client,
+                dlq_topic=pipeline.dead_letter_topic(settings.dlq_suffix),
+                metrics=metrics,
+                readiness=readiness,
+                backoff=backoff,
+                codec_metrics=codec_metrics,
+            )
+        except (PipelineError, CodecError) as exc:
+            raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
+        metrics.pipeline_stuck.labels(pipeline.name).set(0)
+    return Runtime(settings, pipelines, collector, codec_metrics, metrics, client, readiness, runners)
+
+
+def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
+    """Resolve every sink subject's latest schema before the consumer joins its group.
+
+    Waits (with backoff and one log line per outage) while the registry is unreachable. A missing sink
+    subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise the
+    start is refused. The sink's key subject is used for Avro keys when it exists.
+
+    Returns:
+        True when every pipeline is ready to run, False when `stop` was set while waiting.
+
+    Raises:
+        PreflightError: a subject is missing, the registry refused the credentials, or a schema is invalid.
+    """
+    stop = stop or threading.Event()
+    for runner in runtime.runners.values():
+        if not _until_reachable(runtime, stop, functools.partial(_resolve_sink, runtime, runner)):
+            return False
+    runtime.readiness.registry_ok()
+    return True
+
+
+def _until_reachable(runtime: Runtime, stop: threading.Event, step: Callable[[], None]) -> bool:
+    backoff = Backoff(runtime.settings.retry_backoff_seconds, runtime.settings.retry_backoff_max_seconds)
+    attempt = 0
+    while not stop.is_set():
+        try:
+            step()
+        except RegistryUnavailable as exc:
+            if attempt == 0:
+                log.warning(
+                    "schema registry unreachable at start; waiting for it before joining the consumer group",
+                    extra={"error": scrub(str(exc))},
+                )
+            runtime.readiness.registry_failed(scrub(str(exc)))
+        except RegistryAuthError as exc:
+            raise PreflightError(
+                f"the schema registry refused the credentials (check AVROFLOW_SCHEMA_REGISTRY_USERNAME, "
+                f"_PASSWORD or _BEARER_TOKEN): {scrub(str(exc))}"
+            ) from exc
+        else:
+            if attempt:
+                log.info("schema registry reachable again; continuing the start")
+            return True
+        stop.wait(backoff.delay(attempt))
+        attempt += 1
+    return False
+
+
+def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
+    pipeline = runner.pipeline
+    subject = pipeline.sink_value_subject
+    try:
+        schema_id = runner.encoder.schema_id
+    except SubjectNotFound:
+        schema_text = pipeline.load_sink_schema()
+        if not (runtime.settings.auto_register_schemas and schema_text):
+            hint = (
+                "set the pipeline's sink_schema to register it automatically"
+                if runtime.settings.auto_register_schemas
+                else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
+            )
+            raise PreflightError(f"sink subject {subject} does not exist ({hint})") from None
+        runtime.client.register(subject, schema_text)
+        log.info("registered the sink schema", extra={"subject": subject})
+        schema_id = runner.encoder.schema_id
+    except CodecError as exc:
+        if exc.retriable or isinstance(exc, RegistryAuthError):
+            raise
+        raise PreflightError(f"sink subject {subject}: {exc}") from exc
+    try:
+        runtime.client.get_latest(pipeline.sink_key_subject)
+    except SubjectNotFound:
+        pass
+    else:
+        runner.use_key_subject()
+    runtime.readiness.unresolved_subjects.discard(subject)
+    log.info(
+        "sink schema resolved", extra={"pipeline": pipeline.name, "subject": subject, "schema_id": schema_id}
+    )
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context: ssl.SSLContext | None = None
+    if settings.kafka_uses_ssl:
+        cafile = settings.kafka_ssl_cafile
+        context = ssl.create_default_context(cafile=os.fspath(cafile) if cafile else None)
+        if settings.kafka_ssl_certfile and settings.kafka_ssl_keyfile:
+            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_sasl_password
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password.reveal() if password else None,
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Return the keyword arguments for `faust.App` derived from the settings."""
+    session = settings.kafka_session_timeout_seconds
+    return {
+        "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap_servers],
+        "broker_credentials": _credentials(settings),
+        "store": "memory://",
+        "autodiscover": False,
+        "web_enabled": True,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "topic_partitions": settings.topic_partitions,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": min(3.0, session / 3),
+        "broker_commit_interval": settings.kafka_commit_interval_seconds,
+        "producer_linger": settings.kafka_producer_linger_seconds,
+        "producer_max_batch_size": settings.kafka_producer_max_batch_size,
+        # A send the broker never acknowledges fails after this long and is retried (Faust's default: 20 min).
+        "producer_request_timeout": max(30.0, session),
+        "stream_buffer_maxsize": max(4096, 2 * settings.batch_size),
+        "logging_config": logs.logging_config(settings.log_level, settings.log_format),
+    }
+
+
+def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Runtime | None = None) -> Any:
+    """Return the `faust.App` that runs `pipelines`: one agent each, plus /metrics, /healthz, /readyz.
+
+    Args:
+        settings: the worker's settings.
+        pipelines: what to run.
+        runtime: shared state from `build_runtime` (built here when not given; `run_worker` passes the
+            one its preflight warmed up).
+    """
+    runtime = runtime or build_runtime(settings, pipelines)
+    app = faust.App(settings.app_id, **faust_settings(settings))
+
+    def assigned() -> bool:
+        consumer = app.consumer
+        return bool(consumer.assignment()) and not app.rebalancing
+
+    runtime.readiness.assigned = assigned
+    register_views(app, runtime.collector, runtime.readiness, runtime.metrics)
+    declared = _TopicDeclarer(app, runtime)
+    for runner in runtime.runners.values():
+        _add_agent(app, runner, settings, declared)
+
+    async def check_registry() -> None:
+        try:
+            await asyncio.to_thread(runtime.client.ping)
+        except CodecError as exc:
+            runtime.readiness.registry_failed(scrub(str(exc)))
+        else:
+            runtime.readiness.registry_ok()
+
+    app.timer(settings.registry_check_interval_seconds)(check_registry)
+    return app
+
+
+class _TopicDeclarer:
+    """Creates the sink and dead-letter topics once, when missing (the consumer never creates them)."""
+
+    def __init__(self, app: Any, runtime: Runtime) -> None:
+        self._app = app
+        self._topics = sorted(
+            {r.pipeline.sink for r in runtime.runners.values()}
+            | {r.dlq_topic for r in runtime.runners.values()}
+        )
+        self._done: asyncio.Future[None] | None = None
+
+    async def ensure(self) -> None:
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+            for name in self._topics:
+                try:
+                    await self._app.topic(name).maybe_declare()
+                # Creating is a convenience; without the right (ACL) the topic may still exist: go on.
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("could not create topic", extra={"topic": name, "error": scrub(str(exc))})
+            self._done.set_result(None)
+        await self._done
+
+
+def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _TopicDeclarer) -> None:
+    source = app.topic(
+        runner.pipeline.source, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    producer_send = _sender(app)
+    runner.bind(producer_send)
+    batch, within = settings.batch_size, settings.batch_within_seconds
+
+    async def run_pipeline(stream: Any) -> None:
+        await declared.ensure()
+        try:
+            async for events in stream.take_events(batch, within=within):
+                await runner.handle(events)
+        except Exception as exc:
+            # A bug, not a record problem (those are dead-lettered): stop the worker rather than run
+            # on with a batch whose offsets can never be committed.
+            log.critical(
+                "pipeline crashed; stopping the worker",
+                exc_info=True,
+                extra={"pipeline": runner.pipeline.name},
+            )
+            await app.crash(exc)
+            raise
+
+    run_pipeline.__name__ = run_pipeline.__qualname__ = f"pipeline_{runner.pipeline.name.replace('-', '_')}"
+    app.agent(source, name=f"avroflow.pipeline.{runner.pipeline.name}")(run_pipeline)
+
+
+def _sender(app: Any) -> Callable[[Send], Any]:
+    async def send(record: Send) -> Any:
+        return await app.producer.send(record.topic, record.key, record.value, None, None, record.headers)
+
+    return send
+
+
+class _Worker(faust.Worker):
+    """Faust's Worker without the terminal spinner, and with a hard deadline on shutdown."""
+
+    def __init__(self, app: Any, *, shutdown_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.spinner = None
+        self._shutdown_timeout = shutdown_timeout
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's spinner handler turns the root logger to DEBUG when the level is WARN or above.
+        self.spinner = None
+
+    def _on_sigterm(self) -> None:
+        self._arm_deadline("SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._arm_deadline("SIGINT")
+        super()._on_sigint()
+
+    def _arm_deadline(self, signal_name: str) -> None:
+        log.info(
+            "stopping: no new records, flushing the producer, committing",
+            extra={"signal": signal_name, "deadline_seconds": self._shutdown_timeout},
+        )
+        timer = threading.Timer(self._shutdown_timeout, _give_up, args=(self._shutdown_timeout,))
+        timer.daemon = True
+        timer.start()
+
+
+def _give_up(timeout: float) -> None:
+    log.error("shutdown did not finish in time; exiting without waiting further", extra={"timeout": timeout})
+    logging.shutdown()
+    os._exit(EXIT_CRASH)
+
+
+def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
+    """Run the worker process until SIGTERM/SIGINT; return the exit code.
+
+    Returns:
+        0 after a clean stop, 1 after a crash, `EXIT_PREFLIGHT` when the start was refused.
+    """
+    logs.configure(settings.log_level, settings.log_format)
+    log.info("starting", extra={"app_id": settings.app_id, "pipelines": ",".join(p.name for p in pipelines)})
+    refused: Exception | None = None
+    try:
+        runtime = build_runtime(settings, pipelines)
+        if not _preflight_until_signal(runtime):
+            log.info("stopped before start")
+            return EXIT_OK
+        app = create_app(settings, pipelines, runtime=runtime)
+    except (PreflightError, PipelineError) as exc:
+        refused = exc
+    if refused is not None:
+        log.error("refusing to start: %s", refused)
+        return EXIT_PREFLIGHT
+    worker = _Worker(
+        app,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logs.logging_config(settings.log_level, settings.log_format),
+    )
+    started = time.monotonic()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_CRASH
+    finally:
+        runtime.client.close()
+    log.info("stopped", extra={"exit_code": code, "uptime_seconds": round(time.monotonic() - started, 1)})
+    return code
+
+
+def _preflight_until_signal(runtime: Runtime) -> bool:
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return preflight(runtime, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = [
+    "EXIT_CRASH",
+    "EXIT_OK",
+    "EXIT_PREFLIGHT",
+    "PreflightError",
+    "Runtime",
+    "build_runtime",
+    "create_app",
+    "faust_settings",
+    "preflight",
+    "registry_client",
+    "run_worker",
+]

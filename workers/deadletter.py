@@ -1,0 +1,137 @@
+"""Dead letters: what a permanently failed input becomes, and the headers that say why.
+
+An input that cannot be processed (not a frame, unknown schema id, a body that does not decode, the
+transform raising, a result that does not fit the output schema) is written unchanged (key, value bytes,
+headers) to the pipeline's dead-letter topic with ``dlq.*`` headers added: where it came from (topic,
+partition, offset, timestamp), the writer schema id when known, the error class, a bounded and scrubbed
+error message, the low-cardinality reason also used as a metrics label, and the pipeline's name. The
+original headers are kept, first, so a replay tool can restore the message exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from registry_codecs.errors import CodecError
+from workers.pipeline import TransformResultError
+
+#: Header names, in the order they are appended.
+SOURCE_TOPIC: Final = "dlq.source.topic"
+SOURCE_PARTITION: Final = "dlq.source.partition"
+SOURCE_OFFSET: Final = "dlq.source.offset"
+SOURCE_TIMESTAMP: Final = "dlq.source.timestamp"
+SCHEMA_ID: Final = "dlq.schema.id"
+ERROR_CLASS: Final = "dlq.error.class"
+ERROR_MESSAGE: Final = "dlq.error.message"
+ERROR_REASON: Final = "dlq.error.reason"
+PIPELINE: Final = "dlq.pipeline"
+
+#: Longest error message written to a header, in characters; the rest is cut with an ellipsis.
+MAX_MESSAGE_CHARS: Final = 512
+
+#: Reason for an exception raised by the user's transform.
+TRANSFORM_FAILED: Final = "transform_failed"
+
+Headers = list[tuple[str, bytes]]
+
+_USERINFO: Final = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRET_PAIR: Final = re.compile(
+    r"(?i)\b(password|passwd|secret|token|authorization|api[_-]?key)(\s*[=:]\s*)\S+"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """Where an input came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None
+
+
+def reason_of(error: BaseException) -> str:
+    """Return the low-cardinality reason of a permanent failure (a metrics label and a header)."""
+    if isinstance(error, CodecError | TransformResultError):
+        return error.reason
+    return TRANSFORM_FAILED
+
+
+def schema_id_of(error: BaseException) -> int | None:
+    """Return the writer schema id an error carries, when it carries one."""
+    schema_id = getattr(error, "schema_id", None)
+    return schema_id if isinstance(schema_id, int) else None
+
+
+def scrub(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Return `message` without URL credentials or ``password=...``-like values, cut to `limit` chars."""
+    cleaned = _SECRET_PAIR.sub(r"\1\2***", _USERINFO.sub("***@", message))
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "\u2026"
+    return cleaned
+
+
+def dead_letter_headers(
+    original: Iterable[tuple[str, bytes]] | None,
+    source: SourceInfo,
+    error: BaseException,
+    *,
+    pipeline: str,
+    schema_id: int | None = None,
+) -> Headers:
+    """Return the original headers followed by the ``dlq.*`` headers describing `error`.
+
+    Args:
+        original: the input's headers, kept as they are.
+        source: the input's topic, partition, offset and timestamp (seconds since the epoch).
+        error: why the input could not be processed.
+        pipeline: the pipeline's name.
+        schema_id: the writer schema id when known (else taken from the error when it carries one).
+    """
+    headers: Headers = [(k, bytes(v) if v is not None else b"") for k, v in (original or ())]
+    headers += [
+        (SOURCE_TOPIC, source.topic.encode()),
+        (SOURCE_PARTITION, str(source.partition).encode()),
+        (SOURCE_OFFSET, str(source.offset).encode()),
+    ]
+    if source.timestamp is not None:
+        headers.append((SOURCE_TIMESTAMP, str(round(source.timestamp * 1000)).encode()))
+    known_id = schema_id if schema_id is not None else schema_id_of(error)
+    if known_id is not None:
+        headers.append((SCHEMA_ID, str(known_id).encode()))
+    headers += [
+        (ERROR_CLASS, _qualified_name(type(error)).encode()),
+        (ERROR_MESSAGE, scrub(str(error) or type(error).__name__).encode()),
+        (ERROR_REASON, reason_of(error).encode()),
+        (PIPELINE, pipeline.encode()),
+    ]
+    return headers
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+__all__ = [
+    "ERROR_CLASS",
+    "ERROR_MESSAGE",
+    "ERROR_REASON",
+    "MAX_MESSAGE_CHARS",
+    "PIPELINE",
+    "SCHEMA_ID",
+    "SOURCE_OFFSET",
+    "SOURCE_PARTITION",
+    "SOURCE_TIMESTAMP",
+    "SOURCE_TOPIC",
+    "TRANSFORM_FAILED",
+    "Headers",
+    "SourceInfo",
+    "dead_letter_headers",
+    "reason_of",
+    "schema_id_of",
+    "scrub",
+]

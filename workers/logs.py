@@ -1,0 +1,87 @@
+"""Structured log lines: logfmt (``key=value``) or JSON, one line per event, on stderr.
+
+`logging_config(level, fmt)` returns a `logging.config.dictConfig` mapping; the worker hands it to Faust's
+Worker so that Faust's own loggers and ours print the same way. Fields passed as ``extra={...}`` become
+keys on the line. Messages are not scrubbed here: callers never put secrets or record content in them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final
+
+#: Attributes every LogRecord has; anything else on a record came in through ``extra``.
+_STANDARD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    fields.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+    if record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        fields["error"] = f"{type(error).__name__}: {error}"
+    return fields
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' ="\\\n\t'):
+        return json.dumps(text)
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=info logger=... msg="..." key=value`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_fields(record), default=str)
+
+
+def logging_config(level: str, fmt: str = "logfmt") -> dict[str, Any]:
+    """Return a dictConfig mapping: one stderr handler with the chosen formatter at `level`.
+
+    Args:
+        level: ``"DEBUG"``, ``"INFO"`` ...
+        fmt: ``"logfmt"`` or ``"json"``.
+    """
+    formatter = JsonFormatter if fmt == "json" else LogfmtFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "structured",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
+
+
+def configure(level: str, fmt: str = "logfmt") -> None:
+    """Apply :func:`logging_config` to this process (used before Faust's Worker takes over)."""
+    import logging.config
+
+    logging.config.dictConfig(logging_config(level, fmt))
+
+
+__all__ = ["JsonFormatter", "LogfmtFormatter", "configure", "logging_config"]

@@ -1,0 +1,374 @@
+"""Processing one batch of raw input messages: decode, transform, encode, send or dead-letter, retry.
+
+The agent hands each batch of raw Faust events to `PipelineRunner.handle`. The codec and transform work
+for the whole batch runs in one worker thread (`asyncio.to_thread`, once per batch, not per record), so a
+registry call on a cache miss or a TTL refresh never blocks the event loop that answers heartbeats and
+/healthz. Each input ends in one `Outcome`: outputs for the sink, nothing (dropped), or a dead letter.
+
+Failures are sorted by what retrying can do:
+
+* permanent (not a frame, unknown schema id, an undecodable body, the transform raising or returning
+  something that is not records, an output that does not fit the sink schema): the original message goes
+  to the dead-letter topic with ``dlq.*`` headers, and processing goes on;
+* transient (registry unreachable or refusing our credentials, the sink subject missing, a send that the
+  broker did not acknowledge): the batch waits with jittered exponential backoff and retries, forever or
+  until shutdown, without moving past the failed input. The pipeline is reported stuck meanwhile, and one
+  log line marks the start and one the end of each outage.
+
+`handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
+agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
+durable. If `handle` is interrupted (shutdown, crash), the batch's acks are withheld so a restart
+reprocesses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from registry_codecs import (
+    HEADER_SIZE,
+    MAGIC_BYTE,
+    AvroDeserializer,
+    AvroSerializer,
+    CodecError,
+    RegistryAuthError,
+    RegistryUnavailable,
+    SchemaLookup,
+    SubjectNotFound,
+)
+from registry_codecs.metrics import CodecMetrics
+from workers import deadletter
+from workers.pipeline import Pipeline, apply_transform
+from workers.web import Readiness, WorkerMetrics
+
+log = logging.getLogger("avroflow.processing")
+
+OUT: Final = "out"
+DROPPED: Final = "dropped"
+DEAD: Final = "dead_lettered"
+
+#: Registry failures that say "wait", never "this record is bad". SubjectNotFound counts only when it
+#: comes from the sink (or its key) subject: someone deleted the subject the worker writes with.
+TRANSIENT: Final = (RegistryUnavailable, RegistryAuthError, SubjectNotFound)
+BROKER_SEND_FAILED: Final = "broker_send_failed"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD."""
+
+    kind: str
+    sends: list[Send] = field(default_factory=list)
+    reason: str = ""
+
+
+#: Hands one record to the producer; the awaitable it returns resolves when the broker acknowledges it.
+SendFn = Callable[[Send], Awaitable[Awaitable[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Jittered exponential backoff: attempt n waits a random time in [d/2, d], d = min(max, base * 2**n)."""
+
+    base: float
+    maximum: float
+
+    def delay(self, attempt: int) -> float:
+        """Return the wait before retry number `attempt` (0-based), in seconds."""
+        ceiling = min(self.maximum, self.base * float(2 ** min(attempt, 32)))
+        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+
+
+def withhold_acks(messages: Sequence[Any]) -> None:
+    """Make Faust's later ack of these messages a no-op, so their offsets are never committed.
+
+    `Stream.take_events` acks every event of a batch in a ``finally`` when the batch is abandoned (for
+    example when shutdown cancels the agent mid-retry). Marking the messages as acked without telling
+    the consumer leaves their offsets out of the commit; the next owner of the partition reads them again.
+    """
+    for message in messages:
+        message.acked = True
+
+
+class PipelineRunner:
+    """Runs one `Pipeline`'s batches. Created by the app, one per pipeline.
+
+    Args:
+        pipeline: what to run.
+        lookup: the schema registry (a `RegistryClient`).
+        dlq_topic: where permanent failures go.
+        metrics: the worker's metrics; `codec_metrics`: the codecs' counters (optional).
+        readiness: told when the pipeline is stuck and when it recovers.
+        backoff: how long to wait between retries of a transient failure.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        lookup: SchemaLookup,
+        dlq_topic: str,
+        metrics: WorkerMetrics,
+        readiness: Readiness,
+        backoff: Backoff,
+        codec_metrics: CodecMetrics | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.dlq_topic = dlq_topic
+        self.decoder = AvroDeserializer(
+            lookup,
+            reader_schema=pipeline.load_reader_schema(),
+            subject=pipeline.source,
+            metrics=codec_metrics,
+        )
+        self.encoder = AvroSerializer(lookup, pipeline.sink_value_subject, metrics=codec_metrics)
+        self.key_decoder = AvroDeserializer(lookup, subject=f"{pipeline.source}-key", metrics=codec_metrics)
+        #: Set by preflight when the sink's key subject exists; Avro keys are then re-encoded with it.
+        self.key_encoder: AvroSerializer | None = None
+        self._lookup = lookup
+        self._codec_metrics = codec_metrics
+        self._readiness = readiness
+        self._backoff = backoff
+        self._send: SendFn | None = None
+        name = pipeline.name
+        self._in = metrics.records_in.labels(name)
+        self._counted = {
+            OUT: metrics.records_out.labels(name),
+            DROPPED: metrics.records_dropped.labels(name),
+        }
+        self._written = metrics.output_records.labels(name)
+        self._dead = metrics.records_dead_lettered
+        self._latency = metrics.transform_seconds.labels(name)
+        self._retries = metrics.transient_retries
+        self._stuck_gauge = metrics.pipeline_stuck.labels(name)
+        self._stuck_since: float | None = None
+        self._retries_this_outage = 0
+
+    def use_key_subject(self) -> None:
+        """Re-encode Avro keys with the latest schema of the sink's key subject (it exists)."""
+        self.key_encoder = AvroSerializer(
+            self._lookup, self.pipeline.sink_key_subject, metrics=self._codec_metrics
+        )
+
+    def bind(self, send: SendFn) -> None:
+        """Give the runner the producer's send function (once the app exists)."""
+        self._send = send
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the pipeline is waiting on a transient failure now."""
+        return self._stuck_since is not None
+
+    # ----- the async side: one call per batch ----------------------------------------------------------
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Process a batch of raw Faust events; return once every result is acknowledged by the broker.
+
+        Raises:
+            asyncio.CancelledError: shutdown; the batch's acks are withheld (it will be read again).
+        """
+        messages = [event.message for event in events]
+        self._in.inc(len(messages))
+        try:
+            outcomes = await self._compute_all(messages)
+            await self._deliver([send for outcome in outcomes for send in outcome.sends])
+        except BaseException:
+            withhold_acks(messages)
+            raise
+        self._count(outcomes)
+        self._recovered()
+
+    async def _compute_all(self, messages: Sequence[Any]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        attempt = 0
+        while True:
+            error = await asyncio.to_thread(self.compute, messages, outcomes)
+            if error is None:
+                return outcomes
+            await self._wait_after(error, attempt)
+            attempt += 1
+
+    async def _deliver(self, sends: list[Send]) -> None:
+        attempt = 0
+        while sends:
+            sends, error = await self._send_all(sends)
+            if error is not None:
+                await self._wait_after(error, attempt)
+                attempt += 1
+
+    async def _send_all(self, sends: list[Send]) -> tuple[list[Send], BaseException | None]:
+        if self._send is None:
+            raise RuntimeError("PipelineRunner.bind() was not called")
+        pending: list[tuple[Send, Awaitable[Any]]] = []
+        failed: list[Send] = []
+        error: BaseException | None = None
+        for send in sends:
+            try:
+                pending.append((send, await self._send(send)))
+            # Whatever the producer raises, the record is not durable: retry it, never skip it.
+            except Exception as exc:  # noqa: BLE001
+                failed.append(send)
+                error = exc
+        for send, delivery in pending:
+            try:
+                await delivery
+            except Exception as exc:  # noqa: BLE001 - as above: a failed delivery is retried
+                failed.append(send)
+                error = exc
+        return failed, error
+
+    async def _wait_after(self, error: BaseException, attempt: int) -> None:
+        reason = error.reason if isinstance(error, CodecError) else BROKER_SEND_FAILED
+        self._retries.labels(self.pipeline.name, reason).inc()
+        self._retries_this_outage += 1
+        if self._stuck_since is None:
+            self._stuck_since = time.monotonic()
+            self._readiness.set_stuck(self.pipeline.name, reason)
+            self._stuck_gauge.set(1)
+            log.warning(
+                "pipeline stuck on a transient failure; retrying with backoff until it clears",
+                extra={
+                    "pipeline": self.pipeline.name,
+                    "reason": reason,
+                    "error": deadletter.scrub(f"{type(error).__name__}: {error}"),
+                },
+            )
+        await asyncio.sleep(self._backoff.delay(attempt))
+
+    def _recovered(self) -> None:
+        if self._stuck_since is None:
+            return
+        log.warning(
+            "pipeline recovered",
+            extra={
+                "pipeline": self.pipeline.name,
+                "stuck_seconds": round(time.monotonic() - self._stuck_since, 3),
+                "retries": self._retries_this_outage,
+            },
+        )
+        self._stuck_since = None
+        self._retries_this_outage = 0
+        self._readiness.clear_stuck(self.pipeline.name)
+        self._stuck_gauge.set(0)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        written = 0
+        for outcome in outcomes:
+            if outcome.kind == DEAD:
+                self._dead.labels(self.pipeline.name, outcome.reason).inc()
+            else:
+                self._counted[outcome.kind].inc()
+                written += len(outcome.sends)
+        self._written.inc(written)
+
+    # ----- the thread side: codec and transform work ---------------------------------------------------
+
+    def compute(self, messages: Sequence[Any], outcomes: list[Outcome]) -> BaseException | None:
+        """Append the outcome of each message from ``len(outcomes)`` on; stop at a transient failure.
+
+        Runs in a worker thread. Returns the transient error that stopped it, or None when done.
+        """
+        for index in range(len(outcomes), len(messages)):
+            try:
+                outcomes.append(self.process(messages[index]))
+            except TRANSIENT as exc:
+                return exc
+        return None
+
+    def process(self, message: Any) -> Outcome:
+        """Return the outcome of one raw message. Raises only the `TRANSIENT` errors."""
+        try:
+            schema_id, record = self.decoder.decode_with_id(message.value)
+        except TRANSIENT:
+            raise
+        except CodecError as exc:
+            return self._dead_letter(message, exc, None)
+        try:
+            key = self._convert_key(message.key)
+        except TRANSIENT:
+            raise
+        except CodecError as exc:
+            return self._dead_letter(message, exc, schema_id)
+        started = time.perf_counter()
+        try:
+            results = apply_transform(self.pipeline.transform, record)
+        # The transform is user code: whatever it raises makes this input a dead letter, by design.
+        except Exception as exc:  # noqa: BLE001
+            return self._dead_letter(message, exc, schema_id)
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+        if not results:
+            return Outcome(DROPPED)
+        headers = _headers(message.headers)
+        try:
+            return Outcome(
+                OUT, [Send(self.pipeline.sink, key, self.encoder.encode(r), headers) for r in results]
+            )
+        except TRANSIENT:
+            raise
+        except CodecError as exc:
+            return self._dead_letter(message, exc, schema_id)
+
+    def _convert_key(self, key: bytes | None) -> bytes | None:
+        fmt = self.pipeline.key_format
+        if key is None or fmt == "raw" or self.key_encoder is None:
+            return key
+        if fmt == "auto" and not (len(key) >= HEADER_SIZE and key[0] == MAGIC_BYTE):
+            return key
+        try:
+            decoded = self.key_decoder.decode(key)
+        except TRANSIENT:
+            raise
+        except CodecError:
+            if fmt == "auto":  # looked like a frame but is not one: a plain binary key, carried as is
+                return key
+            raise
+        return self.key_encoder.encode(decoded)
+
+    def _dead_letter(self, message: Any, error: BaseException, schema_id: int | None) -> Outcome:
+        source = deadletter.SourceInfo(message.topic, message.partition, message.offset, message.timestamp)
+        headers = deadletter.dead_letter_headers(
+            _headers(message.headers), source, error, pipeline=self.pipeline.name, schema_id=schema_id
+        )
+        send = Send(self.dlq_topic, message.key, message.value, headers)
+        return Outcome(DEAD, [send], deadletter.reason_of(error))
+
+
+def _headers(headers: Any) -> Headers | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+__all__ = [
+    "BROKER_SEND_FAILED",
+    "DEAD",
+    "DROPPED",
+    "OUT",
+    "TRANSIENT",
+    "Backoff",
+    "Outcome",
+    "PipelineRunner",
+    "Send",
+    "SendFn",
+    "withhold_acks",
+]
