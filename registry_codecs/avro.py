@@ -128,9 +128,11 @@ def read_plan(writer: Any, reader: Any | None, reader_key: str | None) -> ReadPl
     if reader is None or shape_key(writer) == reader_key:
         return ReadPlan(writer)
     # Imported here: projection is an optimisation layered on top, and avro must not depend on it at import.
-    from registry_codecs.projection import compile_projection
+    from registry_codecs.projection import IDENTITY, compile_projection
 
     project = compile_projection(writer, reader)
+    if project is IDENTITY:
+        return ReadPlan(writer)
     if project is not None:
         return ReadPlan(writer, None, project)
     return ReadPlan(writer, reader)
