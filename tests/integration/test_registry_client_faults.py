@@ -59,8 +59,8 @@ def clock() -> FakeClock:
 
 def make_client(urls: str | list[str], **kwargs: Any) -> RegistryClient:
     options: dict[str, Any] = {
-        "connect_timeout": 0.5,
-        "read_timeout": 0.5,
+        "connect_timeout": 2.0,
+        "read_timeout": 2.0,  # generous: a loaded machine must not turn a test into a timeout test
         "max_retries": 2,
         "backoff_base": 0.005,
         "backoff_max": 0.02,
@@ -123,8 +123,8 @@ def test_fail_over_from_a_dead_url_and_a_failing_url() -> None:
 
 
 def test_a_server_that_sleeps_past_the_read_timeout_is_retried(server: ScriptedRegistry) -> None:
-    server.on("GET", "/schemas/ids/1", Reply(200, {"schema": STRING}, delay=3.0), by_id())
-    with make_client(server.url, read_timeout=0.2) as client:
+    server.on("GET", "/schemas/ids/1", Reply(200, {"schema": STRING}, delay=5.0), by_id())
+    with make_client(server.url, read_timeout=0.5) as client:
         assert client.get_schema(1).schema_str == STRING
     assert server.count("GET", "/schemas/ids/1") == 2
 
