@@ -419,3 +419,49 @@ def test_metrics_by_endpoint_outcome_and_cache(server: ScriptedRegistry) -> None
     # Labels stay low-cardinality: no id or subject appears in any label.
     labels = {v for metric in collector.collect() for s in metric.samples for v in s.labels.values()}
     assert not labels & {"1", "2"}
+
+
+def _version_with_refs(subject: str, refs: list[tuple[str, str]]) -> Reply:
+    body = {
+        "subject": subject,
+        "version": 1,
+        "id": len(subject),
+        "schema": f'"{subject}-text"',
+        "references": [{"name": name, "subject": sub, "version": 1} for name, sub in refs],
+    }
+    return Reply(200, body)
+
+
+def _refs(*pairs: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"name": name, "subject": subject, "version": 1} for name, subject in pairs]
+
+
+def test_references_diamond_resolves_dependencies_first_and_once(server: ScriptedRegistry) -> None:
+    # order -> (money, address); money -> currency; address -> currency.
+    server.on("GET", "/subjects/money/versions/1", _version_with_refs("money", [("Currency", "currency")]))
+    server.on(
+        "GET", "/subjects/address/versions/1", _version_with_refs("address", [("Currency", "currency")])
+    )
+    server.on("GET", "/subjects/currency/versions/1", _version_with_refs("currency", []))
+    server.on(
+        "GET",
+        "/schemas/ids/40",
+        by_id('"order"', references=_refs(("Money", "money"), ("Address", "address"))),
+    )
+    with make_client(server.url) as client:
+        schema = client.get_schema(40)
+        assert client.get_schema(40) is schema
+    assert [name for name, _ in schema.resolved_references] == ["Currency", "Money", "Address"]
+    assert dict(schema.resolved_references)["Money"] == '"money-text"'
+    assert server.count() == 4  # each referenced version fetched once, the id once
+
+
+def test_reference_cycles_terminate(server: ScriptedRegistry) -> None:
+    # A cycle a real registry would refuse to store; the client must still not loop on it.
+    server.on("GET", "/subjects/a/versions/1", _version_with_refs("a", [("B", "b")]))
+    server.on("GET", "/subjects/b/versions/1", _version_with_refs("b", [("A", "a")]))
+    server.on("GET", "/schemas/ids/41", by_id('"root"', references=_refs(("A", "a"))))
+    with make_client(server.url) as client:
+        schema = client.get_schema(41)
+    assert sorted(name for name, _ in schema.resolved_references) == ["A", "B"]
+    assert server.count() == 3
