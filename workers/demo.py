@@ -28,6 +28,8 @@ from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devstack.broker import BrokerError, TansuBroker, free_port
+from devstack.registry.process import RegistryProcess, RegistryStartError
 from registry_codecs.errors import CodecError
 from registry_codecs.registry import RegistryClient
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
@@ -224,10 +226,7 @@ def _show(message: Any, deserializer: AvroDeserializer, progress: Progress) -> N
 
 
 @contextlib.contextmanager
-def _stack(args: argparse.Namespace) -> Iterator[tuple[Settings, RegistryClient]]:
-    from devstack.broker import TansuBroker
-    from devstack.registry.process import RegistryProcess
-
+def _stack() -> Iterator[tuple[Settings, RegistryClient]]:
     with contextlib.ExitStack() as stack:
         _say("starting a Tansu broker and the local schema registry on loopback")
         broker = stack.enter_context(TansuBroker())
@@ -246,8 +245,6 @@ def _run(args: argparse.Namespace, settings: Settings, client: RegistryClient, t
     if register_all(client, load_manifest(SCHEMAS_DIR), sys.stdout, sys.stderr) != EXIT_OK:
         return EXIT_FAILED
     want = asyncio.run(produce_samples(settings, client))
-    from devstack.broker import free_port
-
     web_port = free_port()
     worker = WorkerProcess(worker_env(settings, web_port), tmp / "worker.log")
     _say(f"starting the worker: python -m workers worker (metrics on http://127.0.0.1:{web_port}/metrics)")
@@ -288,8 +285,9 @@ def _keep_running(settings: Settings) -> None:
 def _verdict(progress: Progress, want: Expected, worker: WorkerProcess, code: int | None) -> int:
     if progress.outputs >= want.outputs and progress.dead_letters >= want.dead_letters:
         _say(
-            f"done: {progress.outputs} enriched records, {progress.dead_letters} dead letters, "
-            f"worker exit code {code}"
+            f"done: {progress.outputs} enriched records (output schema id "
+            f"{', '.join(map(str, sorted(progress.output_schema_ids)))}), {progress.dead_letters} dead "
+            f"letters, worker exit code {code}"
         )
         return EXIT_OK if code == 0 else EXIT_FAILED
     why = "the worker exited early" if progress.worker_exit is not None else "timed out"
@@ -315,8 +313,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="avroflow-demo-") as tmp:
         try:
-            with _stack(args) as (settings, client):
+            with _stack() as (settings, client):
                 return _run(args, settings, client, Path(tmp))
+        except (BrokerError, RegistryStartError) as exc:
+            print(f"avroflow demo: the local stack did not start: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         except KeyboardInterrupt:
             _say("interrupted: everything is stopped")
             raise
