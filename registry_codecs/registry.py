@@ -8,7 +8,8 @@ without a restart, and while the registry is unreachable the last good one keeps
 `stale_schema_served`, logged once per outage). Unknown ids are remembered for `negative_ttl` seconds.
 Schema references are resolved, dependencies first, into `RegisteredSchema.resolved_references`.
 HTTP, retries and fail-over live in `registry_http`, URLs and credentials in `registry_urls`, reading
-answers and errors in `registry_answers`, the caches in `registry_cache`.
+answers and errors in `registry_answers`, reference resolution in `registry_references`, the caches
+in `registry_cache`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,11 @@ from registry_codecs.registry_answers import (
 )
 from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache, SingleFlight
 from registry_codecs.registry_http import NULL_METRIC, Incrementable, Transport
+from registry_codecs.registry_references import resolve_references
 from registry_codecs.registry_urls import build_session, parse_base_urls
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
 logger = logging.getLogger(__name__)
-
-#: How deep references may nest before the client gives up (a registry bug, not a real schema).
-MAX_REFERENCE_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,32 +287,14 @@ class RegistryClient:
     def _resolved(self, schema: RegisteredSchema) -> RegisteredSchema:
         if not schema.references:
             return schema
-        ordered: list[tuple[str, str]] = []
-        self._visit(schema.references, set(), ordered, 1)
-        return dataclasses.replace(schema, resolved_references=tuple(ordered))
+        resolved = resolve_references(schema.references, self._fetch_reference)
+        return dataclasses.replace(schema, resolved_references=resolved)
 
-    def _visit(
-        self,
-        references: Sequence[SchemaReference],
-        seen: set[tuple[str, int]],
-        ordered: list[tuple[str, str]],
-        depth: int,
-    ) -> None:
-        # Depth-first, appending after the children: every schema comes after the ones it uses. `seen`
-        # stops both diamonds (one type used twice) and cycles from being fetched or listed twice.
-        if depth > MAX_REFERENCE_DEPTH:
-            raise RegistryError(f"schema references nest deeper than {MAX_REFERENCE_DEPTH} levels")
-        for ref in references:
-            key = (ref.subject, ref.version)
-            if key in seen:
-                continue
-            seen.add(key)
-            if ref.version > 0:
-                dependency = self._raw_version(ref.subject, ref.version)
-            else:
-                dependency = self._fetch_version(ref.subject, "latest")
-            self._visit(dependency.references, seen, ordered, depth + 1)
-            ordered.append((ref.name, dependency.schema_str))
+    def _fetch_reference(self, ref: SchemaReference) -> RegisteredSchema:
+        # Version -1 means "latest" to some registries; every other version is immutable and cached.
+        if ref.version > 0:
+            return self._raw_version(ref.subject, ref.version)
+        return self._fetch_version(ref.subject, "latest")
 
     # ----- writes and checks --------------------------------------------------------------------------
 
