@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,50 @@ def test_worker_without_settings_names_the_missing_variable(
 def test_demo_options() -> None:
     args = cli.build_parser().parse_args(["demo", "--keep-running", "--timeout", "30"])
     assert (args.keep_running, args.timeout) == (True, 30.0)
+
+
+def _no_avroflow_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+
+
+def test_the_console_script_and_python_m_workers_are_the_same_command() -> None:
+    script = Path(sys.executable).parent / "avroflow"
+    for command in ([str(script)], [sys.executable, "-m", "workers"]):
+        result = subprocess.run(
+            [*command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=_no_avroflow_env(),
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: avroflow")
+
+
+def test_the_procfile_worker_runs_the_worker_command() -> None:
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text()
+    [worker] = [line for line in procfile.splitlines() if line.startswith("worker:")]
+    command = shlex.split(worker.removeprefix("worker:"))
+    assert command == ["python", "-m", "workers", "worker"]
+    # Without settings the worker refuses to start and names what is missing (no broker needed to see it).
+    result = subprocess.run(
+        [sys.executable, *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_no_avroflow_env(),
+    )
+    assert result.returncode == cli.EXIT_USAGE
+    assert "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS: required but not set" in result.stderr
+
+
+def test_worker_with_an_unknown_pipelines_module_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AVROFLOW_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    monkeypatch.setenv("AVROFLOW_SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AVROFLOW_PIPELINES", "no_such_module:PIPELINES")
+    assert cli.main(["worker"]) == cli.EXIT_USAGE
+    assert "no_such_module" in capsys.readouterr().err
