@@ -260,8 +260,8 @@ def registry_requests(metrics_registry: CollectorRegistry) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds (best is kept)")
-    parser.add_argument("--batch", type=int, default=3000, help="operations per variant per round")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (best is kept)")
+    parser.add_argument("--batch", type=int, default=2000, help="operations per variant per round")
     parser.add_argument("--in-memory", action="store_true", help="no registry process: an in-memory lookup")
     args = parser.parse_args(argv)
     records = make_records(1000)

@@ -126,6 +126,9 @@ class ConfluentAvroCodec(faust.Codec):
         )
         self._encode = self.serializer.encode
         self._decode = self.deserializer.decode
+        if not self.children:
+            # Faust calls codec.loads(bytes) per message; without chained codecs that is the decoder itself.
+            self.loads = self._decode  # type: ignore[method-assign,assignment]  # per instance; clones build theirs
 
     def _dumps(self, obj: Any) -> bytes:
         if type(obj) is not dict and isinstance(obj, ModelT):
@@ -137,15 +140,13 @@ class ConfluentAvroCodec(faust.Codec):
 
     def dumps(self, obj: Any) -> bytes:
         """Encode `obj` (a mapping or a Faust record), then pass it through any chained codecs."""
-        if self.children:
-            return super().dumps(obj)
-        return self._dumps(obj)
+        if type(obj) is dict and not self.children:
+            return self._encode(obj)  # what Faust hands over for records and plain values
+        return super().dumps(obj)
 
     def loads(self, s: bytes) -> Any:
         """Undo any chained codecs, then decode the frame."""
-        if self.children:
-            return super().loads(s)
-        return self._decode(s)
+        return super().loads(s)
 
 
 def register_codec(name: str, codec: ConfluentAvroCodec) -> ConfluentAvroCodec:

@@ -103,8 +103,10 @@ class AvroSerializer:
         """The id of the schema records are encoded with now (fetched on first use)."""
         return self._ensure_current()[2]
 
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        """Return `record` encoded and framed with the subject's latest schema.
+    def encode(self, record: Any) -> bytes:
+        """Return `record` (a mapping, or any value a non-record schema takes) encoded and framed.
+
+        The schema is the subject's latest version (or the registered local schema with auto_register).
 
         Raises:
             RecordDoesNotFitSchema: the record does not fit the schema; `field_path` says where.
