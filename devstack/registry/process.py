@@ -103,6 +103,7 @@ class RegistryProcess:
         """
         if self.running:
             return
+        self.stop()  # reap a child that died on its own, closing its pipes
         deadline = time.monotonic() + timeout
         self._stderr = tempfile.TemporaryFile()  # lives as long as the child
         self._proc = subprocess.Popen(
@@ -119,14 +120,18 @@ class RegistryProcess:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Terminate the child (SIGTERM, then SIGKILL after a grace period). Safe to call twice."""
+    def stop(self, *, grace: float = _STOP_GRACE_SECONDS) -> None:
+        """Terminate the child (SIGTERM, then SIGKILL after `grace` seconds). Safe to call twice.
+
+        ``stop(grace=0)`` kills it outright, like a crash (for fault tests).
+        """
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
-                proc.terminate()
+                if grace > 0:
+                    proc.terminate()
                 try:
-                    proc.wait(timeout=_STOP_GRACE_SECONDS)
+                    proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

@@ -197,3 +197,14 @@ def test_stop_is_idempotent_and_leaves_no_process() -> None:
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{proc.url}/subjects", timeout=TIMEOUT)
     assert os.environ.get("DEVSTACK_REGISTRY_BASIC_AUTH") is None  # the child's env never leaks into ours
+
+
+def test_a_killed_registry_restarts_with_its_state(tmp_path: Path) -> None:
+    proc = RegistryProcess(data_dir=tmp_path)
+    with proc:
+        schema_id = register(proc.url, "s", schema("S", "a")).json()["id"]
+        proc.stop(grace=0)  # SIGKILL: no chance to flush anything on the way out
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"{proc.url}/subjects", timeout=TIMEOUT)
+        proc.start()
+        assert requests.get(f"{proc.url}/schemas/ids/{schema_id}", timeout=TIMEOUT).status_code == 200
