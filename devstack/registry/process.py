@@ -88,7 +88,8 @@ class RegistryProcess:
     def url(self) -> str:
         """Base URL, ``http://host:port`` (``https://`` with TLS)."""
         scheme = "https" if self.certfile is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def running(self) -> bool:

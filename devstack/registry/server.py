@@ -105,6 +105,8 @@ class RegistryServer(ThreadingHTTPServer):
         self.api = api
         self.auth = auth
         self.tls = tls
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -282,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     host, port = args.host, server.server_port
     scheme = "https" if server.tls is not None else "http"
-    print(json.dumps({"host": host, "port": port, "url": f"{scheme}://{host}:{port}"}), flush=True)
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    print(json.dumps({"host": host, "port": port, "url": f"{scheme}://{netloc}"}), flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever, which runs in this (main) thread: call it from another.

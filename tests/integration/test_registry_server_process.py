@@ -208,3 +208,19 @@ def test_a_killed_registry_restarts_with_its_state(tmp_path: Path) -> None:
             requests.get(f"{proc.url}/subjects", timeout=TIMEOUT)
         proc.start()
         assert requests.get(f"{proc.url}/schemas/ids/{schema_id}", timeout=TIMEOUT).status_code == 200
+
+
+def _ipv6_loopback_works() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback_works(), reason="no IPv6 loopback on this machine")
+def test_ipv6_loopback() -> None:
+    with RegistryProcess(host="::1") as proc:
+        assert proc.url == f"http://[::1]:{proc.port}"
+        assert requests.get(f"{proc.url}/subjects", timeout=TIMEOUT).json() == []
