@@ -37,10 +37,12 @@ from registry_codecs import (
     AvroDeserializer,
     AvroSerializer,
     CodecError,
+    FramingError,
     RegistryAuthError,
     RegistryUnavailable,
     SchemaLookup,
     SubjectNotFound,
+    schema_id_of,
 )
 from registry_codecs.metrics import CodecMetrics
 from workers import deadletter
@@ -344,12 +346,22 @@ class PipelineRunner:
         return self.key_encoder.encode(decoded)
 
     def _dead_letter(self, message: Any, error: BaseException, schema_id: int | None) -> Outcome:
+        if schema_id is None:
+            schema_id = _frame_schema_id(message.value)
         source = deadletter.SourceInfo(message.topic, message.partition, message.offset, message.timestamp)
         headers = deadletter.dead_letter_headers(
             _headers(message.headers), source, error, pipeline=self.pipeline.name, schema_id=schema_id
         )
         send = Send(self.dlq_topic, message.key, message.value, headers)
         return Outcome(DEAD, [send], deadletter.reason_of(error))
+
+
+def _frame_schema_id(value: Any) -> int | None:
+    # An unknown id is still worth a header: it says which producer or registry to look at.
+    try:
+        return schema_id_of(value)
+    except (FramingError, TypeError):
+        return None
 
 
 def _headers(headers: Any) -> Headers | None:

@@ -1,0 +1,199 @@
+"""The worker end to end on the real broker and registry: confluent-kafka writes, the worker transforms,
+confluent-kafka reads; poison messages land in the dead-letter topic with their reasons; counters add up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from worker_harness import (
+    AvroProducer,
+    WorkerProcess,
+    consume,
+    create_topics,
+    latest_id,
+    register,
+    wait_for,
+    worker_env,
+)
+
+from registry_codecs import schema_id_of
+from tests.pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def topics(bootstrap_servers: str, registry_url: str, unique_name: str) -> tuple[str, str]:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    create_topics(bootstrap_servers, [source, sink], partitions=2)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    return source, sink
+
+
+@pytest.fixture
+def worker(
+    bootstrap_servers: str, registry_url: str, unique_name: str, topics: tuple[str, str], tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    source, sink = topics
+    process = WorkerProcess(
+        worker_env(bootstrap_servers, registry_url, unique_name, source, sink), tmp_path / "worker.log"
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as resources:
+        yield resources
+
+
+def order(i: int, marker: str = "") -> dict[str, object]:
+    return {"id": i, "name": f"name-{i}", "amount": i + 0.25, "marker": marker}
+
+
+def test_outputs_decode_with_confluent_and_follow_the_latest_sink_schema(
+    bootstrap_servers: str,
+    registry_url: str,
+    topics: tuple[str, str],
+    worker: WorkerProcess,
+    stack: ExitStack,
+) -> None:
+    source, sink = topics
+    producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    for i in range(30):
+        producer.send(f"user-{i}".encode(), order(i))
+    producer.flush()
+    worker.start().wait_ready()
+
+    outputs = consume(bootstrap_servers, sink, expected=30)
+    deserializer = AvroDeserializer(stack.enter_context(SchemaRegistryClient({"url": registry_url})))
+    v1_id = latest_id(registry_url, f"{sink}-value")
+    decoded = {}
+    for record in outputs:
+        assert record.value is not None
+        assert schema_id_of(record.value) == v1_id
+        value = deserializer(record.value, SerializationContext(sink, MessageField.VALUE))
+        decoded[value["id"]] = (record.key, value)
+    assert sorted(decoded) == list(range(30))
+    for i, (key, value) in decoded.items():
+        assert key == f"user-{i}".encode()
+        assert value == {"id": i, "name": f"NAME-{i}", "amount_cents": round((i + 0.25) * 100)}
+
+    # A version registered while the worker runs is picked up without a restart.
+    v2_id = register(registry_url, f"{sink}-value", OUTPUT_SCHEMA_V2)
+    assert v2_id != v1_id
+    sent = [30]
+
+    def an_output_uses_v2() -> bool:
+        producer.send(b"late", order(sent[0]))
+        producer.flush()
+        sent[0] += 1
+        records = consume(bootstrap_servers, sink, expected=sent[0], timeout=5)
+        return any(r.value is not None and schema_id_of(r.value) == v2_id for r in records)
+
+    wait_for(an_output_uses_v2, timeout=30, what="an output encoded with the new sink schema", interval=0.5)
+    newest = [
+        r for r in consume(bootstrap_servers, sink, expected=sent[0]) if schema_id_of(r.value or b"") == v2_id
+    ]
+    value = deserializer(newest[0].value, SerializationContext(sink, MessageField.VALUE))
+    assert value["channel"] == "web"  # the new field's default, written by the worker with version 2
+
+
+def test_poison_messages_are_dead_lettered_with_reasons_while_the_pipeline_goes_on(
+    bootstrap_servers: str,
+    registry_url: str,
+    topics: tuple[str, str],
+    worker: WorkerProcess,
+    stack: ExitStack,
+) -> None:
+    source, sink = topics
+    producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    good = producer.encode(order(1000))
+    input_id = schema_id_of(good)
+    poison: dict[str, tuple[bytes, str, str]] = {  # key -> (value, reason, error class suffix)
+        "bad-magic": (b"\x01" + good[1:], "framing", "FramingError"),
+        "short-frame": (b"\x00\x00\x01", "framing", "FramingError"),
+        "unknown-id": (b"\x00" + (987654).to_bytes(4, "big") + good[5:], "unknown_schema", "SchemaNotFound"),
+        "undecodable": (good[:8], "body_does_not_decode", "DecodeError"),
+        "raise": (producer.encode(order(2000, "raise")), "transform_failed", "ValueError"),
+        "misfit": (
+            producer.encode(order(2001, "misfit")),
+            "record_does_not_fit_schema",
+            "RecordDoesNotFitSchema",
+        ),
+        "not-a-dict": (
+            producer.encode(order(2002, "not-a-dict")),
+            "transform_result_invalid",
+            "TransformResultError",
+        ),
+    }
+    for i in range(10):
+        producer.send(f"good-{i}".encode(), order(i))
+    for key, (value, _, _) in poison.items():
+        producer.send_raw(key.encode(), value, headers=[("trace-id", f"trace-{key}".encode())])
+    producer.send(b"drop", order(3000, "drop"))
+    producer.send(b"fanout", order(3001, "fanout"))
+    for i in range(10, 20):
+        producer.send(f"good-{i}".encode(), order(i))
+    producer.flush()
+    total = 20 + len(poison) + 2
+    worker.start().wait_ready()
+
+    def all_accounted() -> bool:
+        counted = sum(
+            worker.counter(name, pipeline="orders")
+            for name in ("avroflow_records_out_total", "avroflow_records_dropped_total")
+        ) + worker.counter("avroflow_records_dead_lettered_total", pipeline="orders")
+        return counted == total
+
+    wait_for(all_accounted, timeout=60, what="every input to be accounted for")
+    assert worker.counter("avroflow_records_in_total", pipeline="orders") == total
+    assert worker.counter("avroflow_records_out_total", pipeline="orders") == 21
+    assert worker.counter("avroflow_output_records_total", pipeline="orders") == 22
+    assert worker.counter("avroflow_records_dropped_total", pipeline="orders") == 1
+    for reason in {r for _, r, _ in poison.values()}:
+        expected = sum(1 for _, r, _ in poison.values() if r == reason)
+        assert (
+            worker.counter("avroflow_records_dead_lettered_total", pipeline="orders", reason=reason)
+            == expected
+        )
+    assert worker.counter("avroflow_decode_failures_total", reason="framing") == 2
+    assert worker.counter("avroflow_encode_failures_total", reason="record_does_not_fit_schema") >= 1
+
+    outputs = consume(bootstrap_servers, sink, expected=22)
+    assert sorted(r.key for r in outputs if r.key and r.key.startswith(b"good-")) == sorted(
+        f"good-{i}".encode() for i in range(20)
+    )
+    assert sorted(r.key for r in outputs if r.key == b"fanout") == [b"fanout", b"fanout"]
+
+    sources = {r.key: r for r in consume(bootstrap_servers, source, expected=total)}
+    dead = consume(bootstrap_servers, f"{source}.dlq", expected=len(poison))
+    assert sorted(r.key.decode() for r in dead if r.key) == sorted(poison)
+    for record in dead:
+        assert record.key is not None
+        value, reason, error_class = poison[record.key.decode()]
+        original = sources[record.key]
+        assert record.value == value  # the original bytes, untouched
+        headers = record.headers
+        assert headers["trace-id"] == f"trace-{record.key.decode()}".encode()  # existing headers kept
+        assert headers["dlq.source.topic"] == source.encode()
+        assert headers["dlq.source.partition"] == str(original.partition).encode()
+        assert headers["dlq.source.offset"] == str(original.offset).encode()
+        assert int(headers["dlq.source.timestamp"]) > 0
+        assert headers["dlq.error.reason"] == reason.encode()
+        assert headers["dlq.error.class"].decode().endswith(error_class)
+        assert 0 < len(headers["dlq.error.message"]) <= 600
+        assert headers["dlq.pipeline"] == b"orders"
+        if reason == "framing":
+            assert "dlq.schema.id" not in headers
+        elif reason == "unknown_schema":
+            assert headers["dlq.schema.id"] == b"987654"
+        else:
+            assert headers["dlq.schema.id"] == str(input_id).encode()

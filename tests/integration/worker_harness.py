@@ -1,0 +1,263 @@
+"""Helpers for the worker's integration tests: the worker as a real subprocess, Kafka in and out.
+
+`WorkerProcess` runs ``python -m workers worker`` with the test pipelines (tests/pipelines_for_tests.py)
+and reads its /metrics and /readyz over loopback HTTP. Inputs are written with confluent-kafka's own
+`AvroSerializer` and outputs are read by consuming (Tansu's end offsets under-report), with confluent-kafka
+as the independent oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client.parser import text_string_to_metric_families
+
+from registry_codecs import RegistryClient
+
+REPO = Path(__file__).resolve().parents[2]
+if (
+    str(REPO) not in sys.path
+):  # the worker imports tests.pipelines_for_tests from the repository root; so do we
+    sys.path.append(str(REPO))
+PIPELINES_SPEC = "tests.pipelines_for_tests:PIPELINES"
+HTTP_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `condition` until it returns something truthy; fail the test with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def register(registry_url: str, subject: str, schema: str) -> int:
+    """Register `schema` under `subject` and return its id."""
+    with RegistryClient(registry_url) as client:
+        return client.register(subject, schema)
+
+
+def latest_id(registry_url: str, subject: str) -> int:
+    with RegistryClient(registry_url) as client:
+        return client.get_latest(subject).schema_id
+
+
+def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 2) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+    )
+    for future in futures.values():
+        future.result(timeout=15)
+
+
+@dataclass
+class AvroProducer:
+    """Writes records the way a Java or confluent-kafka producer would (auto-registers the schema)."""
+
+    bootstrap_servers: str
+    registry_url: str
+    topic: str
+    schema: str
+    _producer: Producer = field(init=False)
+    _registry: SchemaRegistryClient = field(init=False)
+    _serializer: AvroSerializer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._producer = Producer({"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5})
+        self._registry = SchemaRegistryClient({"url": self.registry_url})
+        self._serializer = AvroSerializer(self._registry, self.schema)
+
+    def __enter__(self) -> AvroProducer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()
+        self._registry.__exit__(None, None, None)
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        frame = self._serializer(dict(record), SerializationContext(self.topic, MessageField.VALUE))
+        assert frame is not None
+        return bytes(frame)
+
+    def send_raw(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        self._producer.produce(self.topic, key=key, value=value, headers=headers)
+
+    def send(self, key: bytes | None, record: Mapping[str, Any]) -> None:
+        self.send_raw(key, self.encode(record))
+
+    def flush(self) -> None:
+        remaining = self._producer.flush(15)
+        assert remaining == 0, f"{remaining} records not delivered"
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+def consume(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[Consumed]:
+    """Read `topic` from the beginning (no consumer group) until `expected` records or `timeout`."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": "unused", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list[Consumed] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            headers = {k: v or b"" for k, v in (message.headers() or [])}
+            records.append(
+                Consumed(
+                    topic, message.partition(), message.offset(), message.key(), message.value(), headers
+                )
+            )
+        return records
+    finally:
+        consumer.close()
+
+
+def worker_env(
+    bootstrap_servers: str, registry_url: str, app_id: str, source: str, sink: str, **extra: str
+) -> dict[str, str]:
+    """Environment for a test worker: short timeouts so the suite stays quick."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+    env.update(
+        AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        AVROFLOW_SCHEMA_REGISTRY_URL=registry_url,
+        AVROFLOW_APP_ID=app_id,
+        AVROFLOW_PIPELINES=PIPELINES_SPEC,
+        AVROFLOW_WEB_HOST="127.0.0.1",
+        AVROFLOW_WEB_PORT=str(free_port()),
+        AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS="6",
+        AVROFLOW_KAFKA_COMMIT_INTERVAL_SECONDS="0.5",
+        AVROFLOW_LATEST_SCHEMA_TTL_SECONDS="1",
+        AVROFLOW_REGISTRY_CHECK_INTERVAL_SECONDS="0.5",
+        AVROFLOW_RETRY_BACKOFF_SECONDS="0.1",
+        AVROFLOW_RETRY_BACKOFF_MAX_SECONDS="1",
+        AVROFLOW_SCHEMA_REGISTRY_TIMEOUT_SECONDS="2",
+        AVROFLOW_SHUTDOWN_TIMEOUT_SECONDS="15",
+        AVROFLOW_BATCH_SIZE="50",
+        TEST_SOURCE_TOPIC=source,
+        TEST_SINK_TOPIC=sink,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """``python -m workers worker`` as a subprocess, with its output in a log file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.env = dict(env)
+        self.port = int(self.env["AVROFLOW_WEB_PORT"])
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "workers", "worker"], cwd=REPO, env=self.env, stdout=log, stderr=log
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}{path}", timeout=HTTP_TIMEOUT
+            ) as answer:
+                return int(answer.status), answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, ""
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self.get("/readyz")
+        return status, (json.loads(body) if body else {})
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            self.check_running()
+            return self.readyz()[0] == 200
+
+        wait_for(ready, timeout, f"the worker's /readyz to answer 200\n{self.log()[-3000:]}")
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, body = self.get("/metrics")
+        assert status == 200, f"/metrics answered {status}"
+        samples = {}
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total = 0.0
+        for (sample, sample_labels), value in self.metrics().items():
+            if sample == name and set(labels.items()) <= set(sample_labels):
+                total += value
+        return total
+
+    def check_running(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Kill the worker if it still runs (test teardown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
