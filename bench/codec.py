@@ -19,6 +19,7 @@ import argparse
 import copy
 import datetime
 import decimal
+import gc
 import io
 import json
 import random
@@ -225,15 +226,21 @@ def measure(variants: dict[str, Any], rounds: int, batch: int) -> dict[str, floa
     """Best records/s per variant over `rounds` interleaved batches of `batch` operations each."""
     best = dict.fromkeys(variants, 0.0)
     perf_counter = time.perf_counter
-    for round_no in range(rounds + 1):
-        for name, (operation, inputs) in variants.items():
-            n = len(inputs)
-            start = perf_counter()
-            for i in range(batch):
-                operation(inputs[i % n])
-            elapsed = perf_counter() - start
-            if round_no:  # round 0 warms caches, schemas and the allocator
-                best[name] = max(best[name], batch / elapsed)
+    gc.disable()  # a collection landing in one variant's batch and not another's is noise, not speed
+    try:
+        for round_no in range(rounds + 1):
+            for name, (operation, inputs) in variants.items():
+                n = len(inputs)
+                start = perf_counter()
+                for i in range(batch):
+                    operation(inputs[i % n])
+                elapsed = perf_counter() - start
+                if round_no:  # round 0 warms caches, schemas and the allocator
+                    best[name] = max(best[name], batch / elapsed)
+                gc.collect(0)
+            gc.collect()
+    finally:
+        gc.enable()
     return best
 
 
@@ -260,8 +267,8 @@ def registry_requests(metrics_registry: CollectorRegistry) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (best is kept)")
-    parser.add_argument("--batch", type=int, default=2000, help="operations per variant per round")
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved timing rounds (best is kept)")
+    parser.add_argument("--batch", type=int, default=600, help="operations per variant per round")
     parser.add_argument("--in-memory", action="store_true", help="no registry process: an in-memory lookup")
     args = parser.parse_args(argv)
     records = make_records(1000)
