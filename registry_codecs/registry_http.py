@@ -181,6 +181,9 @@ class Transport:
                     last = exc
                     logger.info("registry attempt failed endpoint=%s round=%d: %s", endpoint, round_no, exc)
                     continue
+                except RegistryError:
+                    self._preferred = index  # it answered, if only to say no: it is up
+                    raise
                 self._preferred = index
                 return answer
         assert last is not None  # noqa: S101  # rounds >= 1 and every path above returns or sets it

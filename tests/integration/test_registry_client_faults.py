@@ -122,6 +122,18 @@ def test_fail_over_from_a_dead_url_and_a_failing_url() -> None:
         assert healthy.count() == 2
 
 
+def test_an_error_answer_also_marks_a_url_as_the_one_to_try_first() -> None:
+    with ScriptedRegistry() as failing, ScriptedRegistry() as healthy:
+        failing.on("GET", "/schemas/ids/1", error(503))
+        healthy.on("GET", "/schemas/ids/1", error(404, 40403))
+        healthy.on("GET", "/schemas/ids/2", by_id())
+        with make_client([failing.url, healthy.url], max_retries=0) as client:
+            with pytest.raises(SchemaNotFound):
+                client.get_schema(1)
+            assert client.get_schema(2).schema_str == STRING
+        assert failing.count() == 1
+
+
 def test_a_server_that_sleeps_past_the_read_timeout_is_retried(server: ScriptedRegistry) -> None:
     server.on("GET", "/schemas/ids/1", Reply(200, {"schema": STRING}, delay=5.0), by_id())
     with make_client(server.url, read_timeout=0.5) as client:
