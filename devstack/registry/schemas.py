@@ -18,6 +18,7 @@ from typing import Any
 
 from fastavro.schema import SchemaParseException, UnknownType, parse_schema, to_parsing_canonical_form
 
+from devstack.registry.avro_rules import check_structure
 from devstack.registry.errors import ApiError, invalid_schema
 
 __all__ = [
@@ -122,7 +123,7 @@ def prepare_schema(
             resolve(ref)  # opaque types are not parsed, but their references must still exist
         return SchemaDoc(schema_type, text, refs, f"{schema_type}\n{collapsed}\n{ref_key}")
     raw = _load_json(text)
-    _check_records(raw)
+    check_structure(raw)
     draft = SchemaDoc("AVRO", json.dumps(raw, separators=(",", ":")), refs, "")
     avro = parse_avro(draft, resolve)
     extras: list[Any] = []
@@ -142,7 +143,15 @@ def parse_avro(doc: SchemaDoc, resolve: ResolveReference) -> AvroSchema:
     _define_references(doc.references, resolve, named, set(), 0)
     try:
         parsed = parse_schema(_load_json(doc.text), named_schemas=named)
-    except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (
+        SchemaParseException,
+        UnknownType,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
         raise invalid_schema(f"{type(exc).__name__}: {exc}") from exc
     return AvroSchema(parsed, named)
 
@@ -170,31 +179,10 @@ def _define_references(
             raise invalid_schema(f"referenced schema {ref.subject!r} v{ref.version}: {exc}") from exc
 
 
-def _check_records(node: Any) -> None:
-    """Reject records without a field list, which fastavro tolerates but the Avro specification does not."""
-    if isinstance(node, list):
-        for branch in node:
-            _check_records(branch)
-        return
-    if not isinstance(node, dict):
-        return
-    if node.get("type") in ("record", "error"):
-        fields = node.get("fields")
-        if not isinstance(fields, list):
-            raise invalid_schema(f"record {node.get('name')!r} has no 'fields' list")
-        for fld in fields:
-            if not isinstance(fld, dict) or not isinstance(fld.get("name"), str) or "type" not in fld:
-                raise invalid_schema(f"record {node.get('name')!r} has a field without a name or type")
-            _check_records(fld["type"])
-    for key in ("type", "items", "values"):
-        if isinstance(node.get(key), dict | list):
-            _check_records(node[key])
-
-
 def _load_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise invalid_schema(f"not JSON: {exc}") from exc
 
 
