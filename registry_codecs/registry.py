@@ -10,6 +10,14 @@ Schema references are resolved, dependencies first, into `RegisteredSchema.resol
 HTTP, retries and fail-over live in `registry_http`, URLs and credentials in `registry_urls`, reading
 answers and errors in `registry_answers`, reference resolution in `registry_references`, the caches
 in `registry_cache`.
+
+Example::
+
+    with RegistryClient("https://sr-1:8081,https://sr-2:8081", basic_auth=(user, password),
+                        ca_file="/etc/ssl/registry-ca.pem", metrics=CodecMetrics.create(registry)) as sr:
+        schema_id = sr.register("orders-value", schema_text)
+        writer = sr.get_schema(schema_id)          # cached for good
+        latest = sr.get_latest("orders-value")     # cached for latest_ttl seconds
 """
 
 from __future__ import annotations
