@@ -1,0 +1,100 @@
+"""``python -m devstack up``: run the local broker and schema registry until Ctrl-C (or SIGTERM).
+
+It prints the bootstrap address, the registry URL and the ``export`` lines that point the worker at them,
+then waits. A signal stops both processes and exits 0; if either process dies on its own, the other is
+stopped and the command exits 1 with the dead one's log tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from devstack.broker import BrokerError
+from devstack.registry import RegistryStartError
+from devstack.stack import LocalStack
+
+_WATCH_INTERVAL = 0.5
+# A terminal's Ctrl-C reaches the registry (same process group) as well as this process; give our own
+# signal handler a moment to run so that a clean Ctrl-C is not reported as the registry dying.
+_DEATH_GRACE = 0.5
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the broker and the registry; Ctrl-C stops both")
+    up.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
+    up.add_argument("--registry-port", type=int, default=None, help="registry port (default: a free one)")
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep registry schemas and the broker log here across runs (topics stay in memory)",
+    )
+    return parser
+
+
+def _announce(stack: LocalStack) -> None:
+    lines = [
+        "devstack is up (Ctrl-C stops it)",
+        f"bootstrap servers: {stack.bootstrap_servers}",
+        f"schema registry:   {stack.registry_url}",
+        *(f"export {name}={value}" for name, value in stack.env().items()),
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _wait_for_signal_or_death(stack: LocalStack) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(_WATCH_INTERVAL):
+            if stack.running or stop.wait(_DEATH_GRACE):
+                continue
+            dead = "broker" if not stack.broker.running else "registry"
+            tail = stack.broker.log_tail() if dead == "broker" else stack.registry.stderr_tail()
+            print(f"devstack: the {dead} exited unexpectedly; log tail:\n{tail}", file=sys.stderr, flush=True)
+            return 1
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def up(port: int | None, registry_port: int | None, data_dir: Path | None) -> int:
+    """Run the stack until a signal arrives; the return value is the process exit code."""
+    stack = LocalStack(data_dir, broker_port=port, registry_port=registry_port)
+    try:
+        stack.start()
+    except (BrokerError, RegistryStartError) as exc:
+        print(f"devstack: could not start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        _announce(stack)
+        code = _wait_for_signal_or_death(stack)
+    finally:
+        stack.stop()
+    print("devstack stopped", flush=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m devstack``."""
+    args = _parser().parse_args(argv)
+    if args.command == "up":
+        return up(args.port, args.registry_port, args.data_dir)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows only the ones above
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
