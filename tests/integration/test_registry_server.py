@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devstack.registry import RegistryProcess
 
@@ -353,3 +355,49 @@ def test_malformed_requests_never_stop_the_server(registry: RegistryProcess, api
             assert json.loads(rest.partition(b"\r\n\r\n")[2])["error_code"] == 400
     assert api.register(subject, V1)[0] == 200
     assert registry.running
+
+
+_PATH_WORDS = (
+    "subjects versions schemas ids config compatibility latest -1 1 0 x %2F schema types referencedby"
+)
+_SEGMENTS = st.sampled_from([*_PATH_WORDS.split(), "mode", "99999999999999999999", "%FF", "..", "-5", ""])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["schema", "schemaType", "references", "compatibility", "version"]), inner
+        )
+    ),
+    max_leaves=8,
+)
+_BODIES = st.one_of(
+    _JSON,
+    st.builds(lambda text: {"schema": text}, st.text(max_size=30)),
+    st.builds(lambda refs: {"schema": '"int"', "references": refs}, _JSON),
+)
+_QUERIES = st.dictionaries(
+    st.sampled_from(
+        ["deleted", "permanent", "verbose", "offset", "limit", "defaultToGlobal", "subjectPrefix"]
+    ),
+    st.sampled_from(["true", "True", "x", "-1", "5", ""]),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+    segments=st.lists(_SEGMENTS, max_size=6),
+    body=_BODIES,
+    query=_QUERIES,
+)
+def test_random_requests_get_a_coded_answer_never_a_crash(
+    registry: RegistryProcess, method: str, segments: list[str], body: Any, query: dict[str, str]
+) -> None:
+    answer = requests.request(
+        method, registry.url + "/" + "/".join(segments), json=body, params=query, timeout=TIMEOUT
+    )
+    assert answer.status_code < 500, answer.text
+    payload = answer.json()
+    assert answer.status_code == 200 or isinstance(payload["error_code"], int)
