@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,28 +59,14 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def real_registry_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session registry from the project's pytest plugin, or one of our own when it is not loaded."""
-    try:
-        url = str(request.getfixturevalue("registry_url"))
-    except pytest.FixtureLookupError:
-        url = ""
-    if url:
-        yield url
-        return
-    with RegistryProcess() as process:
-        yield process.url
+@pytest.fixture
+def subject(unique_name: str) -> str:
+    return unique_name
 
 
 @pytest.fixture
-def subject(request: pytest.FixtureRequest) -> str:
-    return f"t-{request.node.name[:30]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
-
-
-@pytest.fixture
-def client(real_registry_url: str) -> Iterator[RegistryClient]:
-    with RegistryClient(real_registry_url, connect_timeout=2, read_timeout=5, max_retries=0) as made:
+def client(registry_url: str) -> Iterator[RegistryClient]:
+    with RegistryClient(registry_url, connect_timeout=2, read_timeout=5, max_retries=0) as made:
         yield made
 
 
@@ -113,9 +98,9 @@ def test_subject_names_that_need_quoting(client: RegistryClient, subject: str) -
     assert client.get_versions(odd) == [1]
 
 
-def test_registered_ids_are_cached(real_registry_url: str, subject: str) -> None:
+def test_registered_ids_are_cached(registry_url: str, subject: str) -> None:
     collector = CollectorRegistry()
-    with RegistryClient(real_registry_url, metrics=CodecMetrics.create(collector)) as client:
+    with RegistryClient(registry_url, metrics=CodecMetrics.create(collector)) as client:
         ids = {client.register(subject, V1) for _ in range(5)}
     assert len(ids) == 1
     labels = {"endpoint": "register", "outcome": "ok"}
@@ -205,11 +190,11 @@ def test_references_are_resolved_dependencies_first(client: RegistryClient, subj
         assert parsed["name"] == "com.acme.Order"
 
 
-def test_latest_ttl_against_a_real_registry(real_registry_url: str, subject: str) -> None:
+def test_latest_ttl_against_a_real_registry(registry_url: str, subject: str) -> None:
     clock = FakeClock()
     with (
-        RegistryClient(real_registry_url, latest_ttl=30.0, clock=clock) as reader,
-        RegistryClient(real_registry_url) as writer,
+        RegistryClient(registry_url, latest_ttl=30.0, clock=clock) as reader,
+        RegistryClient(registry_url) as writer,
     ):
         writer.register(subject, V1)
         assert reader.get_latest(subject).version == 1
