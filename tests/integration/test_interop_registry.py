@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from confluent_kafka.schema_registry.avro import AvroSerializer as ConfluentSeri
 from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client import CollectorRegistry
 
-from devstack.registry.process import RegistryProcess
 from registry_codecs import CodecMetrics, RegistryClient
 from registry_codecs.faust_codec import ConfluentAvroCodec
 
@@ -30,23 +28,9 @@ from test_avro_support import EVENT_SCHEMA, EVENT_SCHEMA_STR, sample_event
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def real_registry_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session registry from the project's pytest plugin, or one of our own when it is not loaded."""
-    try:
-        url = str(request.getfixturevalue("registry_url"))
-    except pytest.FixtureLookupError:
-        url = ""
-    if url:
-        yield url
-        return
-    with RegistryProcess() as process:
-        yield process.url
-
-
 @pytest.fixture
-def topic(request: pytest.FixtureRequest) -> str:
-    return f"t-{request.node.name[:24]}-{uuid.uuid4().hex[:8]}"
+def topic(unique_name: str) -> str:
+    return unique_name
 
 
 @pytest.fixture
@@ -55,9 +39,9 @@ def metrics_registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def client(real_registry_url: str, metrics_registry: CollectorRegistry) -> Iterator[RegistryClient]:
+def client(registry_url: str, metrics_registry: CollectorRegistry) -> Iterator[RegistryClient]:
     metrics = CodecMetrics.create(metrics_registry)
-    with RegistryClient(real_registry_url, read_timeout=5, metrics=metrics) as made:
+    with RegistryClient(registry_url, read_timeout=5, metrics=metrics) as made:
         yield made
 
 
@@ -72,9 +56,9 @@ def requests_made(metrics_registry: CollectorRegistry) -> float:
 
 
 def test_confluent_and_our_codec_agree_on_one_real_registry(
-    real_registry_url: str, client: RegistryClient, topic: str
+    registry_url: str, client: RegistryClient, topic: str
 ) -> None:
-    with SchemaRegistryClient({"url": real_registry_url}) as confluent:
+    with SchemaRegistryClient({"url": registry_url}) as confluent:
         check_against_confluent(confluent, client, topic)
 
 
@@ -109,8 +93,8 @@ def test_steady_state_sends_no_registry_request_per_message(
     assert requests_made(metrics_registry) == before
 
 
-def test_a_new_version_is_used_without_a_restart(real_registry_url: str, topic: str) -> None:
-    client = RegistryClient(real_registry_url, latest_ttl=0.3, read_timeout=5)
+def test_a_new_version_is_used_without_a_restart(registry_url: str, topic: str) -> None:
+    client = RegistryClient(registry_url, latest_ttl=0.3, read_timeout=5)
     subject = f"{topic}-value"
     first = client.register(subject, EVENT_SCHEMA_STR)
     codec = ConfluentAvroCodec(lookup=client, topic=topic)
