@@ -111,14 +111,14 @@ class RegistryStore:
             return list(entries)
 
     def version(self, subject: str, version: int | None, *, include_deleted: bool = False) -> VersionEntry:
-        """One version; `version` None means the latest live one.
+        """One version; `version` None means the latest (live one, unless `include_deleted`).
 
         Raises:
             ApiError: 40401 unknown subject, 40402 unknown (or soft-deleted) version.
         """
         with self.lock:
             if version is None:
-                return self.versions(subject)[-1]
+                return self.versions(subject, include_deleted=include_deleted)[-1]
             entries = self.versions(subject, include_deleted=True)
             for entry in entries:
                 if entry.version == version and (include_deleted or not entry.deleted):

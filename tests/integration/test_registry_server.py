@@ -144,12 +144,16 @@ def test_soft_then_permanent_delete_of_a_version(api: Api, subject: str) -> None
     assert api.call("GET", f"/subjects/{subject}/versions", deleted=True) == (200, [1, 2])
     assert api.call("GET", f"/subjects/{subject}/versions/1")[1]["error_code"] == 40402
     assert api.call("GET", f"/subjects/{subject}/versions/1", deleted=True)[1]["version"] == 1
+    api.call("DELETE", f"/subjects/{subject}/versions/2")
+    assert api.call("GET", f"/subjects/{subject}/versions/latest")[1]["error_code"] == 40401
+    assert api.call("GET", f"/subjects/{subject}/versions/latest", deleted=True)[1]["version"] == 2
     # A deserializer still needs the id of soft-deleted data.
     assert api.call("GET", f"/schemas/ids/{first['id']}")[0] == 200
     assert api.call("DELETE", f"/subjects/{subject}/versions/1")[1]["error_code"] == 40406
     assert api.call("DELETE", f"/subjects/{subject}/versions/1", permanent=True) == (200, 1)
     assert api.call("GET", f"/subjects/{subject}/versions", deleted=True) == (200, [2])
-    assert api.call("GET", f"/subjects/{subject}/versions/9")[1]["error_code"] == 40402
+    assert api.call("GET", f"/subjects/{subject}/versions")[1]["error_code"] == 40401  # all soft-deleted
+    assert api.call("GET", f"/subjects/{subject}/versions/9")[1]["error_code"] == 40401
 
 
 def test_soft_then_permanent_delete_of_a_subject(api: Api, subject: str) -> None:
