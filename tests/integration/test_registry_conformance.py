@@ -128,10 +128,27 @@ def test_compatibility_checks_and_config(client: Any, request: pytest.FixtureReq
     assert client.test_compatibility(subject, Schema(PAYMENT_BAD, "AVRO")) is True
     client.register_schema(subject, Schema(PAYMENT_BAD, "AVRO"))
     assert client.get_versions(subject) == [1, 2]
+    forward = schema_registry.ConfigCompatibilityLevel.FORWARD
+    client.set_config(subject, schema_registry.ServerConfig(compatibility=forward))
+    assert client.get_config(subject).compatibility_level == forward
     client.delete_config(subject)
     with pytest.raises(SchemaRegistryError) as no_config:
         client.get_compatibility(subject)
     assert no_config.value.error_code == 40408
+
+
+def test_global_config(registry: RegistryProcess) -> None:
+    with SchemaRegistryClient({"url": registry.url}) as sr:
+        assert sr.get_compatibility() == "BACKWARD"
+        sr.set_compatibility(level="FULL_TRANSITIVE")
+        try:
+            assert sr.get_compatibility() == "FULL_TRANSITIVE"
+            assert sr.get_config().compatibility_level.value == "FULL_TRANSITIVE"
+            with pytest.raises(SchemaRegistryError) as invalid:
+                sr.set_compatibility(level="SIDEWAYS")
+            assert invalid.value.error_code == 42203
+        finally:
+            sr.set_compatibility(level="BACKWARD")
 
 
 def test_deletes(client: Any, request: pytest.FixtureRequest) -> None:
