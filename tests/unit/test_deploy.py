@@ -309,3 +309,9 @@ def test_the_dashboard_charts_every_metric_the_alerts_use() -> None:
     panels = [p for p in _dashboard()["panels"] if p["type"] != "row"]
     dashboard_metrics = names([t["expr"] for p in panels for t in p["targets"]])
     assert alert_metrics <= dashboard_metrics, sorted(alert_metrics - dashboard_metrics)
+
+
+def test_the_readme_lists_every_alert() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    missing = [rule["alert"] for rule in _alert_rules() if f"`{rule['alert']}`" not in readme]
+    assert not missing, f"deploy/README.md does not describe {missing}"
