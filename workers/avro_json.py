@@ -44,12 +44,36 @@ def from_json(schema: Any, value: Any) -> Any:
     Raises:
         JsonConversionError: a value has the wrong shape for its logical type (a bad ISO date ...).
     """
-    return _Converter().convert(schema, value, "", "")
+    converter = _Converter()
+    converter.collect(schema, "")
+    return converter.convert(schema, value, "", "")
 
 
 class _Converter:
     def __init__(self) -> None:
-        self.named: dict[str, Any] = {}
+        self.named: dict[str, Any] = {}  # full name -> definition
+        self.space: dict[int, str] = {}  # id(definition) -> the namespace its own references resolve in
+
+    def collect(self, schema: Any, namespace: str) -> None:
+        """Learn every named type up front: a value may use a type whose defining field is absent."""
+        if isinstance(schema, list):
+            for branch in schema:
+                self.collect(branch, namespace)
+            return
+        if not isinstance(schema, dict):
+            return
+        kind = schema.get("type")
+        if "name" in schema and kind in ("record", "error", "enum", "fixed"):
+            full = _qualify(schema["name"], schema.get("namespace", namespace))
+            self.named[full] = schema
+            namespace = self.space[id(schema)] = full.rpartition(".")[0]
+        if kind in ("record", "error"):
+            for f in schema.get("fields", ()):
+                self.collect(f["type"], namespace)
+        elif kind in ("array", "map"):
+            self.collect(schema.get("items" if kind == "array" else "values"), namespace)
+        elif isinstance(kind, dict | list):
+            self.collect(kind, namespace)
 
     def convert(self, schema: Any, value: Any, path: str, namespace: str) -> Any:
         if isinstance(schema, list):
@@ -59,8 +83,7 @@ class _Converter:
                 return self._primitive(schema, value, path)
             return self.convert(self._resolve(schema, namespace, path), value, path, namespace)
         kind = schema.get("type")
-        if "name" in schema:
-            namespace = self._define(schema, namespace)
+        namespace = self.space.get(id(schema), namespace)
         if schema.get("logicalType") and value is not None:
             return _logical(schema, value, path)
         if kind in ("record", "error") and isinstance(value, Mapping):
@@ -117,11 +140,6 @@ class _Converter:
                 return _qualify(branch["name"], branch.get("namespace", namespace))
             return str(branch.get("type"))
         return "union"
-
-    def _define(self, schema: Mapping[str, Any], namespace: str) -> str:
-        full = _qualify(schema["name"], schema.get("namespace", namespace))
-        self.named[full] = schema
-        return full.rpartition(".")[0]
 
     def _resolve(self, name: str, namespace: str, path: str) -> Any:
         if name in _PRIMITIVES:

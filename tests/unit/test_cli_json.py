@@ -127,3 +127,32 @@ def test_every_decoded_type_prints() -> None:
     }
     with pytest.raises(TypeError):
         to_json_default(object())
+
+
+def test_a_named_type_is_known_even_when_its_defining_field_is_absent() -> None:
+    schema = {
+        "type": "record",
+        "name": "Outer",
+        "namespace": "ns",
+        "fields": [
+            {
+                "name": "first",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "When",
+                        "fields": [
+                            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+                        ],
+                    },
+                ],
+                "default": None,
+            },
+            {"name": "second", "type": {"type": "array", "items": "When"}},
+            {"name": "third", "type": ["null", "ns.When"], "default": None},
+        ],
+    }
+    record = from_json(schema, {"second": [{"at": "2024-01-01T00:00:00Z"}], "third": {"ns.When": {"at": 0}}})
+    assert record["second"] == [{"at": datetime(2024, 1, 1, tzinfo=UTC)}]
+    assert record["third"] == {"at": 0}
