@@ -29,6 +29,22 @@ INPUT_SCHEMA = json.dumps(
     }
 )
 
+#: A second writer version of the input: one more field, which the pipeline's reader schema ignores.
+INPUT_SCHEMA_V2 = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "namespace": "avroflow.tests",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "amount", "type": "double"},
+            {"name": "marker", "type": "string", "default": ""},
+            {"name": "coupon", "type": "string", "default": ""},
+        ],
+    }
+)
+
 OUTPUT_SCHEMA = json.dumps(
     {
         "type": "record",

@@ -130,8 +130,17 @@ class Consumed:
     headers: dict[str, bytes]
 
 
-def consume(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[Consumed]:
-    """Read `topic` from the beginning (no consumer group) until `expected` records or `timeout`."""
+def consume(
+    bootstrap_servers: str,
+    topic: str,
+    expected: int,
+    timeout: float = 30.0,
+    *,
+    done: Callable[[list[Consumed]], bool] | None = None,
+) -> list[Consumed]:
+    """Read `topic` from the beginning (no consumer group) until `expected` records (or `done` says so),
+    or until `timeout`."""
+    enough = done or (lambda records: len(records) >= expected)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap_servers, "group.id": "unused", "enable.auto.commit": False}
     )
@@ -141,16 +150,13 @@ def consume(bootstrap_servers: str, topic: str, expected: int, timeout: float = 
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         records: list[Consumed] = []
         deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
+        while not enough(records) and time.monotonic() < deadline:
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
             headers = {k: v or b"" for k, v in (message.headers() or [])}
-            records.append(
-                Consumed(
-                    topic, message.partition(), message.offset(), message.key(), message.value(), headers
-                )
-            )
+            key, value = message.key(), message.value()
+            records.append(Consumed(topic, message.partition(), message.offset(), key, value, headers))
         return records
     finally:
         consumer.close()
