@@ -190,7 +190,8 @@ class RegistryProcess:
         return RegistryStartError(f"registry {why}; stderr tail:\n{tail or '(empty)'}")
 
     def _read_bound_port(self, deadline: float) -> int:
-        assert self._proc is not None and self._proc.stdout is not None  # noqa: S101 -- set by start()
+        if self._proc is None or self._proc.stdout is None:
+            raise RuntimeError("_read_bound_port needs the child started with a stdout pipe")
         line = b""
         with selectors.DefaultSelector() as sel:
             sel.register(self._proc.stdout, selectors.EVENT_READ)
@@ -213,7 +214,9 @@ class RegistryProcess:
             raise self._fail(f"printed an unexpected start line {line[:200]!r}") from exc
 
     def _wait_until_answering(self, deadline: float) -> None:
+        # Our own http(s) URL, so urllib's other schemes (file:, ...) are not a concern (S310).
         request = urllib.request.Request(f"{self.url}/subjects", headers=self._auth_headers())  # noqa: S310
+        # Readiness only: whether the certificate is trusted is the client's business, not the launcher's.
         context = ssl._create_unverified_context() if self.certfile is not None else None  # noqa: S323
         last_error = "no answer"
         while time.monotonic() < deadline:
