@@ -136,3 +136,35 @@ def test_an_unreachable_registry_fails_with_a_message(tmp_path: Path) -> None:
     result = _cli("http://127.0.0.1:9", "schemas", "check")
     assert result.returncode == 1
     assert "registry" in result.stderr
+
+
+def test_registry_credentials_come_from_the_environment_and_are_never_printed(tmp_path: Path) -> None:
+    from devstack.registry.process import RegistryProcess
+
+    password = "s3cret-" + os.urandom(4).hex()
+    with RegistryProcess(basic_auth=("ci", password)) as registry:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+        env["AVROFLOW_SCHEMA_REGISTRY_URL"] = registry.url
+
+        def check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "workers", "schemas", "check"],
+                env={**env, **extra},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        anonymous = check({})
+        wrong = check(
+            {"AVROFLOW_SCHEMA_REGISTRY_USERNAME": "ci", "AVROFLOW_SCHEMA_REGISTRY_PASSWORD": "nope"}
+        )
+        right = check(
+            {"AVROFLOW_SCHEMA_REGISTRY_USERNAME": "ci", "AVROFLOW_SCHEMA_REGISTRY_PASSWORD": password}
+        )
+    assert anonymous.returncode == 1 and "401" in anonymous.stderr
+    assert wrong.returncode == 1 and "nope" not in wrong.stdout + wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert right.stdout.count("\tnew\t") == 3
+    assert password not in right.stdout + right.stderr
