@@ -19,7 +19,14 @@ import pytest
 from devstack.broker import TansuBroker
 from devstack.registry import RegistryProcess
 
-__all__ = ["bootstrap_servers", "registry_process", "registry_url", "tansu_broker", "unique_name"]
+__all__ = [
+    "bootstrap_servers",
+    "registry_process",
+    "registry_url",
+    "tansu_broker",
+    "unique_name",
+    "unique_name_for",
+]
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9-]+")
 _NAME_STEM_CHARS = 40
@@ -69,5 +76,14 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 
     Derive more names from it (``f"{unique_name}-out"``, ``f"{unique_name}-value"``) when a test needs them.
     """
-    stem = _NAME_UNSAFE.sub("-", request.node.name).strip("-")[:_NAME_STEM_CHARS].rstrip("-")
-    return f"t-{stem}-{uuid.uuid4().hex[:8]}"
+    return unique_name_for(request.node.name)
+
+
+def unique_name_for(test_name: str) -> str:
+    """``t-<test_name made safe and short>-<8 random hex digits>``: letters, digits and ``-`` only.
+
+    Kafka topics allow ``[a-zA-Z0-9._-]`` up to 249 characters, but ``.`` and ``_`` collide in Kafka's
+    metric names, so both become ``-``; the test-name part is cut to 40 characters.
+    """
+    stem = _NAME_UNSAFE.sub("-", test_name).strip("-")[:_NAME_STEM_CHARS].rstrip("-")
+    return f"t-{stem or 'test'}-{uuid.uuid4().hex[:8]}"
