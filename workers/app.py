@@ -242,6 +242,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         # A send the broker never acknowledges fails after this long and is retried (Faust's default: 20 min).
         "producer_request_timeout": max(30.0, session),
         "stream_buffer_maxsize": max(4096, 2 * settings.batch_size),
+        # On stop, commit what is acknowledged and cancel the agents; do not wait for the streams to drain:
+        # a pipeline stuck on a transient failure would never drain. Its batch is never acked
+        # (processing.claim), so the next owner of the partitions reads that batch again.
+        "stream_wait_empty": False,
         "logging_config": logs.logging_config(settings.log_level, settings.log_format),
     }
 
@@ -309,7 +313,7 @@ def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _
         runner.pipeline.source, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     producer_send = _sender(app)
-    runner.bind(producer_send)
+    runner.bind(producer_send, lambda message: app.consumer.ack(message))
     batch, within = settings.batch_size, settings.batch_within_seconds
 
     async def run_pipeline(stream: Any) -> None:

@@ -17,8 +17,8 @@ Failures are sorted by what retrying can do:
 
 `handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
 agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
-durable. If `handle` is interrupted (shutdown, crash), the batch's acks are withheld so a restart
-reprocesses it.
+durable. The runner acks the batch itself (`claim`, `release`): if `handle` is interrupted (shutdown,
+crash), the batch is never acked, so a restart reprocesses it.
 """
 
 from __future__ import annotations
@@ -99,15 +99,28 @@ class Backoff:
         return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
 
 
-def withhold_acks(messages: Sequence[Any]) -> None:
-    """Make Faust's later ack of these messages a no-op, so their offsets are never committed.
+def claim(messages: Sequence[Any]) -> None:
+    """Take the acking of these messages away from Faust.
 
-    `Stream.take_events` acks every event of a batch in a ``finally`` when the batch is abandoned (for
-    example when shutdown cancels the agent mid-retry). Marking the messages as acked without telling
-    the consumer leaves their offsets out of the commit; the next owner of the partition reads them again.
+    `Stream.take_events` acks every event of a batch in a ``finally``, and Faust closes that generator
+    from the stream's own task on shutdown, while the agent may still be retrying the batch. A message
+    marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its offset be
+    committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
     """
     for message in messages:
         message.acked = True
+
+
+def release(messages: Sequence[Any], ack: Callable[[Any], object]) -> None:
+    """Ack messages claimed by :func:`claim` once their results are durable.
+
+    A message read by several pipelines (one source, several agents) is acked when the last one is done,
+    as Faust does: the conductor counted one reference per reader.
+    """
+    for message in messages:
+        if message.decref() == 0:
+            message.acked = False
+            ack(message)
 
 
 class PipelineRunner:
@@ -150,6 +163,7 @@ class PipelineRunner:
         self._readiness = readiness
         self._backoff = backoff
         self._send: SendFn | None = None
+        self._ack: Callable[[Any], object] = _not_bound
         name = pipeline.name
         self._in = metrics.records_in.labels(name)
         self._counted = {
@@ -170,9 +184,10 @@ class PipelineRunner:
             self._lookup, self.pipeline.sink_key_subject, metrics=self._codec_metrics
         )
 
-    def bind(self, send: SendFn) -> None:
-        """Give the runner the producer's send function (once the app exists)."""
+    def bind(self, send: SendFn, ack: Callable[[Any], object]) -> None:
+        """Give the runner the producer's send and the consumer's ack (once the app exists)."""
         self._send = send
+        self._ack = ack
 
     @property
     def stuck(self) -> bool:
@@ -185,16 +200,14 @@ class PipelineRunner:
         """Process a batch of raw Faust events; return once every result is acknowledged by the broker.
 
         Raises:
-            asyncio.CancelledError: shutdown; the batch's acks are withheld (it will be read again).
+            asyncio.CancelledError: shutdown; the batch is not acked (it will be read again).
         """
         messages = [event.message for event in events]
+        claim(messages)
         self._in.inc(len(messages))
-        try:
-            outcomes = await self._compute_all(messages)
-            await self._deliver([send for outcome in outcomes for send in outcome.sends])
-        except BaseException:
-            withhold_acks(messages)
-            raise
+        outcomes = await self._compute_all(messages)
+        await self._deliver([send for outcome in outcomes for send in outcome.sends])
+        release(messages, self._ack)
         self._count(outcomes)
         self._recovered()
 
@@ -356,6 +369,10 @@ class PipelineRunner:
         return Outcome(DEAD, [send], deadletter.reason_of(error))
 
 
+def _not_bound(message: Any) -> object:
+    raise RuntimeError("PipelineRunner.bind() was not called")
+
+
 def _frame_schema_id(value: Any) -> int | None:
     # An unknown id is still worth a header: it says which producer or registry to look at.
     try:
@@ -382,5 +399,6 @@ __all__ = [
     "PipelineRunner",
     "Send",
     "SendFn",
-    "withhold_acks",
+    "claim",
+    "release",
 ]

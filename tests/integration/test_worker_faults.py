@@ -204,3 +204,42 @@ def test_sigterm_commits_and_exits_zero_within_the_bound(
     )
     wanted = {*range(100), 1000}
     assert output_ids(bootstrap_servers, registry_url, sink, wanted) == wanted
+
+
+def test_sigterm_while_stuck_exits_zero_and_commits_nothing_it_did_not_finish(
+    bootstrap_servers: str, unique_name: str, topics: tuple[str, str], tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = topics
+    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
+    registry.start()
+    stack.callback(registry.stop)
+    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
+    v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
+    for i in range(10):
+        v1.send(f"k{i}".encode(), order(i))
+    v1.flush()
+    later = [v2.encode({**order(i), "coupon": "c"}) for i in range(10, 20)]
+    env = worker_env(
+        bootstrap_servers, registry.url, unique_name, source, sink, AVROFLOW_SHUTDOWN_TIMEOUT_SECONDS="15"
+    )
+    first = start_worker(env, tmp_path / "first.log", stack)
+    wait_for(lambda: first.counter("avroflow_records_out_total") == 10, 60, "the first 10 outputs")
+
+    registry.stop()
+    for i, value in enumerate(later, start=10):
+        v2.send_raw(f"k{i}".encode(), value)
+    v2.flush()
+    wait_for(
+        lambda: first.counter("avroflow_pipeline_stuck", pipeline="orders") == 1, 60, "the pipeline stuck"
+    )
+    first.signal(signal.SIGTERM)
+    assert first.wait(SHUTDOWN_TIMEOUT + 5) == 0, first.log()[-3000:]
+    assert first.log().count("pipeline stuck") == 1
+
+    # The held-back records were not committed: the next worker reads them again and writes them out.
+    registry.start()
+    second = start_worker({**env, "AVROFLOW_WEB_PORT": str(free_port())}, tmp_path / "second.log", stack)
+    wait_for(lambda: second.counter("avroflow_records_out_total") >= 10, 60, "the held-back records")
+    assert output_ids(bootstrap_servers, registry.url, sink, set(range(20))) == set(range(20))
+    assert second.counter("avroflow_records_dead_lettered_total") == 0
