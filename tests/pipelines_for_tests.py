@@ -100,3 +100,15 @@ PIPELINES = (
         reader_schema=INPUT_SCHEMA,
     ),
 )
+
+#: The same pipeline declaring its sink schema, for auto-registration at start.
+PIPELINES_WITH_SINK_SCHEMA = (
+    Pipeline(
+        name="orders",
+        source=PIPELINES[0].source,
+        sink=PIPELINES[0].sink,
+        transform=transform,
+        reader_schema=INPUT_SCHEMA,
+        sink_schema=OUTPUT_SCHEMA,
+    ),
+)

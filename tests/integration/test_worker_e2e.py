@@ -71,6 +71,7 @@ def test_outputs_decode_with_confluent_and_follow_the_latest_sink_schema(
         producer.send(f"user-{i}".encode(), order(i))
     producer.flush()
     worker.start().wait_ready()
+    assert worker.get("/healthz")[0] == 200
 
     outputs = consume(bootstrap_servers, sink, expected=30)
     deserializer = AvroDeserializer(stack.enter_context(SchemaRegistryClient({"url": registry_url})))
@@ -154,6 +155,10 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_the_pipeline_goes_
         return counted == total
 
     wait_for(all_accounted, timeout=60, what="every input to be accounted for")
+    status, metrics_text = worker.get("/metrics")
+    assert status == 200
+    for content in (b"name-", b"NAME-", b"trace-", b"good-"):  # no record content, keys or headers
+        assert content.decode() not in metrics_text
     assert worker.counter("avroflow_records_in_total", pipeline="orders") == total
     assert worker.counter("avroflow_records_out_total", pipeline="orders") == 21
     assert worker.counter("avroflow_output_records_total", pipeline="orders") == 22

@@ -1,0 +1,135 @@
+"""Preflight, as a real subprocess: before joining its consumer group the worker resolves every sink
+subject; a missing subject or refused credentials stop the start with a clear message and a non-zero exit,
+an unreachable registry is waited for."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from worker_harness import (
+    WorkerProcess,
+    create_topics,
+    free_port,
+    latest_id,
+    register,
+    wait_for,
+    worker_env,
+)
+
+from devstack.registry.process import RegistryProcess
+from registry_codecs import RegistryClient
+from tests.pipelines_for_tests import OUTPUT_SCHEMA
+from workers.app import EXIT_PREFLIGHT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as resources:
+        yield resources
+
+
+def run(env: dict[str, str], log: Path, stack: ExitStack) -> WorkerProcess:
+    worker = WorkerProcess(env, log).start()
+    stack.callback(worker.stop)
+    return worker
+
+
+def test_a_missing_sink_subject_stops_the_start_naming_it(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    worker = run(
+        worker_env(bootstrap_servers, registry_url, unique_name, source, sink), tmp_path / "w.log", stack
+    )
+    assert worker.wait(60) == EXIT_PREFLIGHT
+    assert f"sink subject {sink}-value does not exist" in worker.log()
+
+
+def test_auto_registration_registers_the_declared_sink_schema(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    create_topics(bootstrap_servers, [source, sink])
+    env = worker_env(
+        bootstrap_servers,
+        registry_url,
+        unique_name,
+        source,
+        sink,
+        AVROFLOW_AUTO_REGISTER_SCHEMAS="true",
+        AVROFLOW_PIPELINES="tests.pipelines_for_tests:PIPELINES_WITH_SINK_SCHEMA",
+    )
+    run(env, tmp_path / "w.log", stack).wait_ready()
+    with RegistryClient(registry_url) as client:
+        assert (
+            client.get_latest(f"{sink}-value").schema_id
+            == client.lookup(f"{sink}-value", OUTPUT_SCHEMA).schema_id
+        )
+
+
+def test_refused_credentials_stop_the_start_without_showing_the_secret(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    registry = RegistryProcess(basic_auth=("svc", "the-right-one"))
+    registry.start()
+    stack.callback(registry.stop)
+    planted = "planted-wrong-s3cret"
+    env = worker_env(
+        bootstrap_servers,
+        registry.url,
+        unique_name,
+        f"{unique_name}-in",
+        f"{unique_name}-out",
+        AVROFLOW_SCHEMA_REGISTRY_USERNAME="svc",
+        AVROFLOW_SCHEMA_REGISTRY_PASSWORD=planted,
+    )
+    worker = run(env, tmp_path / "w.log", stack)
+    assert worker.wait(60) == EXIT_PREFLIGHT
+    log = worker.log()
+    assert "refused the credentials" in log
+    assert planted not in log
+
+
+def test_an_unreachable_registry_is_waited_for_then_the_worker_starts(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    create_topics(bootstrap_servers, [source, sink])
+    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
+    registry.start()
+    stack.callback(registry.stop)
+    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    registry.stop()
+
+    worker = run(
+        worker_env(bootstrap_servers, registry.url, unique_name, source, sink), tmp_path / "w.log", stack
+    )
+    wait_for(
+        lambda: "waiting for it before joining the consumer group" in worker.log(), 60, "the waiting line"
+    )
+    worker.check_running()
+    assert worker.readyz()[0] != 200
+
+    registry.start()
+    worker.wait_ready()
+    assert latest_id(registry.url, f"{sink}-value") >= 1
+    assert worker.log().count("schema registry unreachable at start") == 1
+
+
+def test_sigterm_while_waiting_for_the_registry_exits_zero(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    env = worker_env(bootstrap_servers, unreachable, unique_name, f"{unique_name}-in", f"{unique_name}-out")
+    worker = run(env, tmp_path / "w.log", stack)
+    wait_for(
+        lambda: "waiting for it before joining the consumer group" in worker.log(), 60, "the waiting line"
+    )
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
