@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
@@ -23,7 +24,6 @@ from worker_harness import (
 )
 
 from registry_codecs import schema_id_of
-from tests.pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA
 from worker_harness import (
     AvroProducer,
     Consumed,
@@ -27,7 +28,6 @@ from worker_harness import (
 )
 
 from devstack.registry.process import RegistryProcess
-from tests.pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from pipelines_for_tests import OUTPUT_SCHEMA
 from worker_harness import (
     WorkerProcess,
     create_topics,
@@ -22,7 +23,6 @@ from worker_harness import (
 
 from devstack.registry.process import RegistryProcess
 from registry_codecs import RegistryClient
-from tests.pipelines_for_tests import OUTPUT_SCHEMA
 from workers.app import EXIT_PREFLIGHT
 
 pytestmark = pytest.mark.integration
