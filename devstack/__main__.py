@@ -1,8 +1,8 @@
 """``python -m devstack up``: run the local broker and schema registry until Ctrl-C (or SIGTERM).
 
 It prints the bootstrap address, the registry URL and the ``export`` lines that point the worker at them,
-then waits. A signal stops both processes and exits 0; if either process dies on its own, the other is
-stopped and the command exits 1 with the dead one's log tail.
+then waits. A signal stops both processes and exits 0 (130 if it came before both were up); if either
+process dies on its own, the other is stopped and the command exits 1 with the dead one's log tail.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from devstack.registry import RegistryStartError
 from devstack.stack import LocalStack
 
 _WATCH_INTERVAL = 0.5
+_INTERRUPTED_EXIT = 130  # the shell's convention for a process ended by SIGINT
 # A terminal's Ctrl-C reaches the registry (same process group) as well as this process; give our own
 # signal handler a moment to run so that a clean Ctrl-C is not reported as the registry dying.
 _DEATH_GRACE = 0.5
@@ -74,11 +75,19 @@ def _wait_for_signal_or_death(stack: LocalStack) -> int:
 def up(port: int | None, registry_port: int | None, data_dir: Path | None) -> int:
     """Run the stack until a signal arrives; the return value is the process exit code."""
     stack = LocalStack(data_dir, broker_port=port, registry_port=registry_port)
+    # While starting, SIGTERM interrupts like Ctrl-C, so LocalStack.start stops whatever already runs
+    # instead of the default action killing this process and orphaning the registry.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
     except (BrokerError, RegistryStartError) as exc:
         print(f"devstack: could not start: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("devstack: interrupted while starting; stopped", file=sys.stderr)
+        return _INTERRUPTED_EXIT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     try:
         _announce(stack)
         code = _wait_for_signal_or_death(stack)

@@ -126,6 +126,32 @@ def test_up_prints_addresses_that_answer_and_stops_everything_on_a_signal(
     _assert_gone(children, [up.bootstrap, up.registry_url])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_starting_stops_what_already_runs(
+    started: list[subprocess.Popen[str]], sig: signal.Signals
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(proc)
+    children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not children_file.read_text().split():  # the broker is spawned: the stack is part-way up
+        assert proc.poll() is None and time.monotonic() < deadline, _stderr(proc)
+        time.sleep(0.01)
+    children = [int(pid) for pid in children_file.read_text().split()]
+
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=_EXIT_TIMEOUT)
+    # Usually it is still starting (130); on a fast machine it may already be up (0). Either way: clean.
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err
+    _assert_gone(children, [])
+
+
 def test_given_ports_are_used_and_the_data_dir_keeps_schema_ids_across_runs(
     started: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
