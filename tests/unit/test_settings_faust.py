@@ -1,0 +1,101 @@
+"""Settings become Faust's: broker URLs, credentials per security protocol, timeouts, no secrets shown."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import faust
+import pytest
+
+from workers.app import faust_settings
+from workers.settings import Settings
+
+REQUIRED = {
+    "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS": "b1:9092,b2:9093",
+    "AVROFLOW_SCHEMA_REGISTRY_URL": "http://registry:8081",
+}
+
+
+def settings(**extra: str) -> Settings:
+    return Settings.from_env({**REQUIRED, **extra})
+
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "ca.key", directory / "ca.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert
+
+
+def test_plaintext_defaults() -> None:
+    conf = faust_settings(settings(AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS="1.5", AVROFLOW_WEB_PORT="7001"))
+    assert conf["broker"] == ["kafka://b1:9092", "kafka://b2:9093"]
+    assert conf["broker_credentials"] is None
+    assert conf["store"] == "memory://"
+    assert conf["consumer_auto_offset_reset"] == "earliest"
+    assert conf["broker_session_timeout"] == 1.5
+    assert conf["broker_heartbeat_interval"] == 0.5
+    assert conf["web_port"] == 7001
+    assert conf["stream_wait_empty"] is False
+
+
+def test_sasl_plaintext_and_sasl_ssl(ca_file: Path) -> None:
+    planted = "planted-kafka-secret"
+    sasl = {
+        "AVROFLOW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "AVROFLOW_KAFKA_SASL_USERNAME": "svc",
+        "AVROFLOW_KAFKA_SASL_PASSWORD": planted,
+    }
+    plain = faust_settings(settings(AVROFLOW_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT", **sasl))[
+        "broker_credentials"
+    ]
+    assert isinstance(plain, faust.SASLCredentials)
+    assert plain.protocol.value == "SASL_PLAINTEXT"
+    assert plain.mechanism.value == "SCRAM-SHA-256"
+    assert (plain.username, plain.password) == ("svc", planted)
+    assert planted not in repr(plain)
+    secure = faust_settings(
+        settings(AVROFLOW_KAFKA_SECURITY_PROTOCOL="SASL_SSL", AVROFLOW_KAFKA_SSL_CAFILE=str(ca_file), **sasl)
+    )["broker_credentials"]
+    assert secure.protocol.value == "SASL_SSL"
+    assert isinstance(secure.ssl_context, ssl.SSLContext)
+
+
+def test_ssl_with_a_private_ca(ca_file: Path) -> None:
+    credentials = faust_settings(
+        settings(AVROFLOW_KAFKA_SECURITY_PROTOCOL="SSL", AVROFLOW_KAFKA_SSL_CAFILE=str(ca_file))
+    )["broker_credentials"]
+    assert isinstance(credentials, faust.SSLCredentials)
+    assert credentials.protocol.value == "SSL"
+    assert any(
+        c.get("subject") == ((("commonName", "test-ca"),),) for c in credentials.context.get_ca_certs()
+    )
+
+
+def test_the_worker_module_imports_without_side_effects() -> None:
+    # Importing the app module must not configure logging or touch the network (the CLI imports it lazily).
+    code = "import logging, workers.app; assert not logging.getLogger().handlers"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
