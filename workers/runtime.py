@@ -1,0 +1,186 @@
+"""The worker's shared state and its preflight: what exists before Faust does.
+
+`build_runtime` creates the metrics (on the process's own `CollectorRegistry`), the registry client and
+one `PipelineRunner` per pipeline; loading each runner's reader schema is part of it, so an unreadable or
+invalid reader schema stops the start. `preflight` then resolves the latest schema of every sink subject
+before the consumer joins its group: an unreachable registry is waited for (one log line per outage, no
+crash loop), a missing subject or refused credentials stop the start with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from registry_codecs import CodecError, CodecMetrics, RegistryAuthError, RegistryClient, RegistryUnavailable
+from registry_codecs.errors import SubjectNotFound
+from workers.deadletter import scrub
+from workers.pipeline import Pipeline, PipelineError, validate_pipelines
+from workers.processing import Backoff, PipelineRunner
+from workers.settings import Settings
+from workers.web import Readiness, WorkerMetrics
+
+log = logging.getLogger("avroflow.worker")
+
+
+class PreflightError(Exception):
+    """The worker must not start; the message says what to fix."""
+
+
+@dataclass
+class Runtime:
+    """Everything the app's agents, timers and views share, built once per process."""
+
+    settings: Settings
+    pipelines: tuple[Pipeline, ...]
+    collector: CollectorRegistry
+    codec_metrics: CodecMetrics
+    metrics: WorkerMetrics
+    client: RegistryClient
+    readiness: Readiness
+    runners: dict[str, PipelineRunner]
+
+
+def registry_client(settings: Settings, metrics: CodecMetrics | None = None) -> RegistryClient:
+    """Return a `RegistryClient` configured from the settings (URLs, credentials, TLS, timeouts, TTL)."""
+    username = settings.schema_registry_username
+    password = settings.schema_registry_password
+    token = settings.schema_registry_bearer_token
+
+    def path(value: os.PathLike[str] | None) -> str | None:
+        return os.fspath(value) if value is not None else None
+
+    return RegistryClient(
+        list(settings.schema_registry_urls),
+        basic_auth=(username, password.reveal() if password else "") if username else None,
+        bearer_token=token.reveal() if token else None,
+        ca_file=path(settings.schema_registry_ca_file),
+        cert_file=path(settings.schema_registry_cert_file),
+        key_file=path(settings.schema_registry_key_file),
+        connect_timeout=min(5.0, settings.schema_registry_timeout_seconds),
+        read_timeout=settings.schema_registry_timeout_seconds,
+        latest_ttl=settings.latest_schema_ttl_seconds,
+        metrics=metrics,
+    )
+
+
+def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
+    """Create the metrics, the registry client and one runner per pipeline (no network yet).
+
+    Raises:
+        PreflightError: a pipeline's reader schema cannot be read or is not a valid Avro schema.
+    """
+    pipelines = validate_pipelines(pipelines)
+    collector = CollectorRegistry()
+    codec_metrics = CodecMetrics.create(collector)
+    metrics = WorkerMetrics.create(collector)
+    client = registry_client(settings, codec_metrics)
+    readiness = Readiness(registry_max_age=3 * settings.registry_check_interval_seconds)
+    readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)
+    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+    runners = {}
+    for pipeline in pipelines:
+        try:
+            runners[pipeline.name] = PipelineRunner(
+                pipeline,
+                lookup=client,
+                dlq_topic=pipeline.dead_letter_topic(settings.dlq_suffix),
+                metrics=metrics,
+                readiness=readiness,
+                backoff=backoff,
+                codec_metrics=codec_metrics,
+            )
+        except (PipelineError, CodecError) as exc:
+            raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
+        metrics.pipeline_stuck.labels(pipeline.name).set(0)
+    return Runtime(settings, pipelines, collector, codec_metrics, metrics, client, readiness, runners)
+
+
+def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
+    """Resolve every sink subject's latest schema before the consumer joins its group.
+
+    Waits (with backoff and one log line per outage) while the registry is unreachable. A missing sink
+    subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise the
+    start is refused. The sink's key subject is used for Avro keys when it exists.
+
+    Returns:
+        True when every pipeline is ready to run, False when `stop` was set while waiting.
+
+    Raises:
+        PreflightError: a subject is missing, the registry refused the credentials, or a schema is invalid.
+    """
+    stop = stop or threading.Event()
+    for runner in runtime.runners.values():
+        if not _until_reachable(runtime, stop, functools.partial(_resolve_sink, runtime, runner)):
+            return False
+    runtime.readiness.registry_ok()
+    return True
+
+
+def _until_reachable(runtime: Runtime, stop: threading.Event, step: Callable[[], None]) -> bool:
+    backoff = Backoff(runtime.settings.retry_backoff_seconds, runtime.settings.retry_backoff_max_seconds)
+    attempt = 0
+    while not stop.is_set():
+        try:
+            step()
+        except RegistryUnavailable as exc:
+            if attempt == 0:
+                log.warning(
+                    "schema registry unreachable at start; waiting for it before joining the consumer group",
+                    extra={"error": scrub(str(exc))},
+                )
+            runtime.readiness.registry_failed(scrub(str(exc)))
+        except RegistryAuthError as exc:
+            raise PreflightError(
+                f"the schema registry refused the credentials (check AVROFLOW_SCHEMA_REGISTRY_USERNAME, "
+                f"_PASSWORD or _BEARER_TOKEN): {scrub(str(exc))}"
+            ) from exc
+        else:
+            if attempt:
+                log.info("schema registry reachable again; continuing the start")
+            return True
+        stop.wait(backoff.delay(attempt))
+        attempt += 1
+    return False
+
+
+def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
+    pipeline = runner.pipeline
+    subject = pipeline.sink_value_subject
+    try:
+        schema_id = runner.encoder.schema_id
+    except SubjectNotFound:
+        schema_text = pipeline.load_sink_schema()
+        if not (runtime.settings.auto_register_schemas and schema_text):
+            hint = (
+                "set the pipeline's sink_schema to register it automatically"
+                if runtime.settings.auto_register_schemas
+                else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
+            )
+            raise PreflightError(f"sink subject {subject} does not exist ({hint})") from None
+        runtime.client.register(subject, schema_text)
+        log.info("registered the sink schema", extra={"subject": subject})
+        schema_id = runner.encoder.schema_id
+    except CodecError as exc:
+        if exc.retriable or isinstance(exc, RegistryAuthError):
+            raise
+        raise PreflightError(f"sink subject {subject}: {exc}") from exc
+    try:
+        runtime.client.get_latest(pipeline.sink_key_subject)
+    except SubjectNotFound:
+        pass
+    else:
+        runner.use_key_subject()
+    runtime.readiness.unresolved_subjects.discard(subject)
+    log.info(
+        "sink schema resolved", extra={"pipeline": pipeline.name, "subject": subject, "schema_id": schema_id}
+    )
+
+
+__all__ = ["PreflightError", "Runtime", "build_runtime", "preflight", "registry_client"]
