@@ -74,6 +74,10 @@ def logging_config(level: str, fmt: str = "logfmt") -> dict[str, Any]:
             }
         },
         "root": {"level": level, "handlers": ["stderr"]},
+        # The registry client logs every failed request; the worker logs one line when a pipeline gets
+        # stuck and one when it recovers, with the error. Below DEBUG, per-request lines would repeat
+        # that once per retry for as long as an outage lasts.
+        "loggers": {"registry_codecs.registry_http": {"level": "DEBUG" if level == "DEBUG" else "ERROR"}},
     }
 
 

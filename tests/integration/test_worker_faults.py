@@ -108,6 +108,7 @@ def test_registry_outage_mid_stream_holds_records_back_and_loses_none(
     assert worker.counter("avroflow_transient_retries_total", reason="registry_unavailable") >= 1
     assert worker.counter("avroflow_records_out_total") == 20
     assert worker.counter("avroflow_records_dead_lettered_total") == 0
+    wait_for(lambda: worker.counter("avroflow_transient_retries_total") >= 3, 60, "several retries")
 
     registry.start()
     wait_for(lambda: worker.counter("avroflow_records_out_total") == 40, 60, "the held-back records")
@@ -119,6 +120,8 @@ def test_registry_outage_mid_stream_holds_records_back_and_loses_none(
     log = worker.log()
     assert log.count("pipeline stuck") == 1, "one log line per outage, not one per retry"
     assert log.count("pipeline recovered") == 1
+    warnings = [line for line in log.splitlines() if "level=warning" in line or "level=error" in line]
+    assert len(warnings) <= 4, "\n".join(warnings)
 
 
 def test_sigkill_mid_stream_then_restart_every_input_has_its_output(
