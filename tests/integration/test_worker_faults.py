@@ -246,3 +246,32 @@ def test_sigterm_while_stuck_exits_zero_and_commits_nothing_it_did_not_finish(
     wait_for(lambda: second.counter("avroflow_records_out_total") >= 10, 60, "the held-back records")
     assert output_ids(bootstrap_servers, registry.url, sink, set(range(20))) == set(range(20))
     assert second.counter("avroflow_records_dead_lettered_total") == 0
+
+
+def test_two_workers_share_the_partitions_and_every_input_has_its_output(
+    bootstrap_servers: str,
+    registry_url: str,
+    unique_name: str,
+    tmp_path: Path,
+    stack: ExitStack,
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    create_topics(bootstrap_servers, [source, sink], partitions=4)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    env = worker_env(bootstrap_servers, registry_url, unique_name, source, sink)
+    first = start_worker(env, tmp_path / "first.log", stack)
+    for i in range(100):
+        producer.send(f"k{i}".encode(), order(i))
+    producer.flush()
+    # A second member joins mid-stream: the group rebalances while records flow.
+    second = start_worker({**env, "AVROFLOW_WEB_PORT": str(free_port())}, tmp_path / "second.log", stack)
+    for i in range(100, 300):
+        producer.send(f"k{i}".encode(), order(i))
+    producer.flush()
+
+    wanted = set(range(300))
+    wait_for(lambda: output_ids(bootstrap_servers, registry_url, sink, wanted) == wanted, 90, "all outputs")
+    both = [w.counter("avroflow_records_in_total") for w in (first, second)]
+    assert all(count > 0 for count in both), f"records per worker: {both}"
+    assert sum(w.counter("avroflow_records_dead_lettered_total") for w in (first, second)) == 0
