@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2
 from worker_harness import (
@@ -202,3 +202,44 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_the_pipeline_goes_
             assert headers["dlq.schema.id"] == b"987654"
         else:
             assert headers["dlq.schema.id"] == str(input_id).encode()
+
+
+KEY_SCHEMA = '{"type": "record", "name": "OrderKey", "fields": [{"name": "user", "type": "string"}]}'
+#: The sink's key schema: one more field with a default, so re-encoded keys differ from the input keys.
+SINK_KEY_SCHEMA = (
+    '{"type": "record", "name": "OrderKey", "fields": [{"name": "user", "type": "string"}, '
+    '{"name": "region", "type": "string", "default": "eu"}]}'
+)
+
+
+def test_avro_keys_are_reencoded_with_the_sink_key_subject(
+    bootstrap_servers: str,
+    registry_url: str,
+    topics: tuple[str, str],
+    worker: WorkerProcess,
+    stack: ExitStack,
+) -> None:
+    source, sink = topics
+    sink_key_id = register(registry_url, f"{sink}-key", SINK_KEY_SCHEMA)
+    registry = stack.enter_context(SchemaRegistryClient({"url": registry_url}))
+    key_serializer = AvroSerializer(registry, KEY_SCHEMA)
+    producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    for i in range(10):
+        key = key_serializer({"user": f"u{i}"}, SerializationContext(source, MessageField.KEY))
+        producer.send(key, order(i))
+    producer.send(b"plain-bytes-key", order(10))
+    producer.flush()
+    worker.start().wait_ready()
+
+    outputs = consume(bootstrap_servers, sink, expected=11)
+    assert len(outputs) == 11
+    key_deserializer = AvroDeserializer(registry)
+    keys = set()
+    for record in outputs:
+        assert record.key is not None
+        if record.key == b"plain-bytes-key":
+            continue
+        assert schema_id_of(record.key) == sink_key_id
+        key = key_deserializer(record.key, SerializationContext(sink, MessageField.KEY))
+        keys.add((key["user"], key["region"]))
+    assert keys == {(f"u{i}", "eu") for i in range(10)}
