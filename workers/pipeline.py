@@ -41,7 +41,8 @@ class Pipeline:
         name: unique among the worker's pipelines; names the Faust agent and labels the metrics.
         source: the input topic (Avro in the Confluent wire format).
         sink: the output topic; its records are encoded with the latest schema of ``<sink>-value``.
-        transform: record -> record, `None` (drop) or an iterable of records (fan-out).
+        transform: record -> record, `None` (drop) or an iterable of records (fan-out). It runs in a
+            worker thread, one batch at a time per pipeline; whatever it raises dead-letters the input.
         reader_schema: optional path to an ``.avsc`` file, or the schema's JSON text; inputs are
             decoded with their writer schema and resolved to this one (schema evolution).
         key_format: ``"auto"`` (re-encode keys that are Confluent frames, carry other keys as they
