@@ -43,6 +43,13 @@ _SECRET_PAIR: Final = re.compile(
 )
 
 
+class OutputTooLarge(Exception):
+    """The broker (or the producer's size limit) refuses an output record as too large: it never will
+    take it, so the input is dead-lettered instead of retried."""
+
+    reason = "output_too_large"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """Where an input came from."""
@@ -55,7 +62,7 @@ class SourceInfo:
 
 def reason_of(error: BaseException) -> str:
     """Return the low-cardinality reason of a permanent failure (a metrics label and a header)."""
-    if isinstance(error, CodecError | TransformResultError):
+    if isinstance(error, CodecError | TransformResultError | OutputTooLarge):
         return error.reason
     return TRANSFORM_FAILED
 
@@ -129,6 +136,7 @@ __all__ = [
     "SOURCE_TOPIC",
     "TRANSFORM_FAILED",
     "Headers",
+    "OutputTooLarge",
     "SourceInfo",
     "dead_letter_headers",
     "reason_of",

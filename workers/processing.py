@@ -8,7 +8,8 @@ registry call on a cache miss or a TTL refresh never blocks the event loop that 
 Failures are sorted by what retrying can do:
 
 * permanent (not a frame, unknown schema id, an undecodable body, the transform raising or returning
-  something that is not records, an output that does not fit the sink schema): the original message goes
+  something that is not records, an output that does not fit the sink schema, or that the broker refuses
+  as too large): the original message goes
   to the dead-letter topic with ``dlq.*`` headers, and processing goes on;
 * transient (registry unreachable or refusing our credentials, the sink subject missing, a send that the
   broker did not acknowledge): the batch waits with jittered exponential backoff and retries, forever or
@@ -25,10 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, Final
 
 from registry_codecs import (
@@ -46,81 +46,29 @@ from registry_codecs import (
 )
 from registry_codecs.metrics import CodecMetrics
 from workers import deadletter
+from workers.delivery import (
+    DEAD,
+    DROPPED,
+    OUT,
+    Backoff,
+    Headers,
+    Outcome,
+    Send,
+    SendFn,
+    claim,
+    release,
+    sort_failure,
+)
 from workers.pipeline import Pipeline, apply_transform
 from workers.web import Readiness, WorkerMetrics
 
 log = logging.getLogger("avroflow.processing")
 
-OUT: Final = "out"
-DROPPED: Final = "dropped"
-DEAD: Final = "dead_lettered"
 
 #: Registry failures that say "wait", never "this record is bad". SubjectNotFound counts only when it
 #: comes from the sink (or its key) subject: someone deleted the subject the worker writes with.
 TRANSIENT: Final = (RegistryUnavailable, RegistryAuthError, SubjectNotFound)
 BROKER_SEND_FAILED: Final = "broker_send_failed"
-
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One record to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers | None
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD."""
-
-    kind: str
-    sends: list[Send] = field(default_factory=list)
-    reason: str = ""
-
-
-#: Hands one record to the producer; the awaitable it returns resolves when the broker acknowledges it.
-SendFn = Callable[[Send], Awaitable[Awaitable[Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Jittered exponential backoff: attempt n waits a random time in [d/2, d], d = min(max, base * 2**n)."""
-
-    base: float
-    maximum: float
-
-    def delay(self, attempt: int) -> float:
-        """Return the wait before retry number `attempt` (0-based), in seconds."""
-        ceiling = min(self.maximum, self.base * float(2 ** min(attempt, 32)))
-        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
-
-
-def claim(messages: Sequence[Any]) -> None:
-    """Take the acking of these messages away from Faust.
-
-    `Stream.take_events` acks every event of a batch in a ``finally``, and Faust closes that generator
-    from the stream's own task on shutdown, while the agent may still be retrying the batch. A message
-    marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its offset be
-    committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
-    """
-    for message in messages:
-        message.acked = True
-
-
-def release(messages: Sequence[Any], ack: Callable[[Any], object]) -> None:
-    """Ack messages claimed by :func:`claim` once their results are durable.
-
-    A message read by several pipelines (one source, several agents) is acked when the last one is done,
-    as Faust does: the conductor counted one reference per reader.
-    """
-    for message in messages:
-        if message.decref() == 0:
-            message.acked = False
-            ack(message)
 
 
 class PipelineRunner:
@@ -206,7 +154,7 @@ class PipelineRunner:
         claim(messages)
         self._in.inc(len(messages))
         outcomes = await self._compute_all(messages)
-        await self._deliver([send for outcome in outcomes for send in outcome.sends])
+        await self._deliver(messages, outcomes)
         release(messages, self._ack)
         self._count(outcomes)
         self._recovered()
@@ -221,34 +169,45 @@ class PipelineRunner:
             await self._wait_after(error, attempt)
             attempt += 1
 
-    async def _deliver(self, sends: list[Send]) -> None:
+    async def _deliver(self, messages: Sequence[Any], outcomes: list[Outcome]) -> None:
+        sends = [replace(send, origin=i) for i, outcome in enumerate(outcomes) for send in outcome.sends]
         attempt = 0
         while sends:
-            sends, error = await self._send_all(sends)
+            sends, error, refused = await self._send_all(sends)
+            for send, exc in refused:
+                if send.topic == self.dlq_topic:
+                    sends.append(send)  # nowhere else to put it: wait (stuck) rather than lose it
+                    error = exc
+                elif outcomes[send.origin].kind == OUT:  # dead-letter the input once, not per output
+                    dead = self._dead_letter(messages[send.origin], deadletter.OutputTooLarge(str(exc)), None)
+                    outcomes[send.origin] = dead
+                    sends += [replace(s, origin=send.origin) for s in dead.sends]
             if error is not None:
                 await self._wait_after(error, attempt)
                 attempt += 1
 
-    async def _send_all(self, sends: list[Send]) -> tuple[list[Send], BaseException | None]:
+    async def _send_all(
+        self, sends: list[Send]
+    ) -> tuple[list[Send], BaseException | None, list[tuple[Send, BaseException]]]:
+        """Send and await every record; return the ones to retry, the last error, and the refused ones."""
         if self._send is None:
             raise RuntimeError("PipelineRunner.bind() was not called")
         pending: list[tuple[Send, Awaitable[Any]]] = []
         failed: list[Send] = []
+        refused: list[tuple[Send, BaseException]] = []
         error: BaseException | None = None
         for send in sends:
             try:
                 pending.append((send, await self._send(send)))
-            # Whatever the producer raises, the record is not durable: retry it, never skip it.
+            # Whatever else the producer raises, the record is not durable: retry it, never skip it.
             except Exception as exc:  # noqa: BLE001
-                failed.append(send)
-                error = exc
+                error = sort_failure(send, exc, failed, refused) or error
         for send, delivery in pending:
             try:
                 await delivery
             except Exception as exc:  # noqa: BLE001 - as above: a failed delivery is retried
-                failed.append(send)
-                error = exc
-        return failed, error
+                error = sort_failure(send, exc, failed, refused) or error
+        return failed, error, refused
 
     async def _wait_after(self, error: BaseException, attempt: int) -> None:
         reason = error.reason if isinstance(error, CodecError) else BROKER_SEND_FAILED

@@ -134,6 +134,7 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_the_pipeline_goes_
             "transform_result_invalid",
             "TransformResultError",
         ),
+        "huge": (producer.encode(order(2003, "huge")), "output_too_large", "OutputTooLarge"),
     }
     for i in range(10):
         producer.send(f"good-{i}".encode(), order(i))

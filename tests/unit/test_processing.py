@@ -13,6 +13,7 @@ from typing import Any
 
 import fastavro
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2, transform
 from prometheus_client import CollectorRegistry
 
@@ -320,3 +321,36 @@ def test_backoff_grows_jittered_and_capped() -> None:
         ceiling = min(1.0, 0.1 * 2**attempt)
         assert ceiling / 2 <= backoff.delay(attempt) <= ceiling
     assert backoff.delay(10_000) <= 1.0
+
+
+class RefusingProducer(Producer):
+    """Refuses records over `limit` bytes the way aiokafka does (through Faust's wrapper)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    async def send(self, record: Send) -> Awaitable[None]:
+        if len(record.value or b"") > self.limit:
+            try:
+                raise MessageSizeTooLargeError("the message is 2000100 bytes when serialized")
+            except MessageSizeTooLargeError as exc:
+                raise RuntimeError("Error while sending") from exc
+        return await super().send(record)
+
+
+def test_an_output_the_broker_refuses_as_too_large_dead_letters_its_input(
+    runner: PipelineRunner, collector: CollectorRegistry
+) -> None:
+    producer, acked = RefusingProducer(limit=10_000), []
+    runner.bind(producer.send, acked.append)
+    huge = Message(order(1, "huge"), key=b"big", offset=1)
+    asyncio.run(runner.handle([Event(Message(order(0), offset=0)), Event(huge)]))
+    assert [m.offset for m in acked] == [0, 1]
+    assert [s.topic for s in producer.delivered] == ["orders-out", "orders.dlq"]
+    dead = producer.delivered[1]
+    assert (dead.key, dead.value) == (b"big", huge.value)
+    assert dict(dead.headers or [])["dlq.error.reason"] == b"output_too_large"
+    assert counter(collector, "avroflow_records_dead_lettered_total", reason="output_too_large") == 1
+    assert counter(collector, "avroflow_records_out_total") == 1
+    assert not runner.stuck

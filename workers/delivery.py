@@ -1,0 +1,112 @@
+"""What a batch produces and when its inputs count as done: sends, outcomes, acks, backoff.
+
+`Send` is one record for the producer; `Outcome` is what became of one input. `claim` and `release` take
+the acking of a batch away from Faust and give it back only once its results are durable. `sort_failure`
+tells a send the broker will never take (too large) from one worth retrying, and `Backoff` spaces retries.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
+OUT: Final = "out"
+DROPPED: Final = "dropped"
+DEAD: Final = "dead_lettered"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None
+    #: Index of the input in its batch (to dead-letter it if the broker refuses this output for good).
+    origin: int = -1
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD."""
+
+    kind: str
+    sends: list[Send] = field(default_factory=list)
+    reason: str = ""
+
+
+#: Hands one record to the producer; the awaitable it returns resolves when the broker acknowledges it.
+SendFn = Callable[[Send], Awaitable[Awaitable[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Jittered exponential backoff: attempt n waits a random time in [d/2, d], d = min(max, base * 2**n)."""
+
+    base: float
+    maximum: float
+
+    def delay(self, attempt: int) -> float:
+        """Return the wait before retry number `attempt` (0-based), in seconds."""
+        ceiling = min(self.maximum, self.base * float(2 ** min(attempt, 32)))
+        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+
+
+def claim(messages: Sequence[Any]) -> None:
+    """Take the acking of these messages away from Faust.
+
+    `Stream.take_events` acks every event of a batch in a ``finally``, and Faust closes that generator
+    from the stream's own task on shutdown, while the agent may still be retrying the batch. A message
+    marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its offset be
+    committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
+    """
+    for message in messages:
+        message.acked = True
+
+
+def release(messages: Sequence[Any], ack: Callable[[Any], object]) -> None:
+    """Ack messages claimed by :func:`claim` once their results are durable.
+
+    A message read by several pipelines (one source, several agents) is acked when the last one is done,
+    as Faust does: the conductor counted one reference per reader.
+    """
+    for message in messages:
+        if message.decref() == 0:
+            message.acked = False
+            ack(message)
+
+
+def sort_failure(
+    send: Send, exc: BaseException, failed: list[Send], refused: list[tuple[Send, BaseException]]
+) -> BaseException | None:
+    """File a failed send as refused for good (too large) or to retry; return the error when retried."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError):
+            refused.append((send, cause))
+            return None
+        cause = cause.__cause__
+    failed.append(send)
+    return exc
+
+
+__all__ = [
+    "DEAD",
+    "DROPPED",
+    "OUT",
+    "Backoff",
+    "Headers",
+    "Outcome",
+    "Send",
+    "SendFn",
+    "claim",
+    "release",
+    "sort_failure",
+]
