@@ -28,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any, Final
 
 from registry_codecs import (
@@ -170,7 +169,7 @@ class PipelineRunner:
             attempt += 1
 
     async def _deliver(self, messages: Sequence[Any], outcomes: list[Outcome]) -> None:
-        sends = [replace(send, origin=i) for i, outcome in enumerate(outcomes) for send in outcome.sends]
+        sends = [send for outcome in outcomes for send in outcome.sends]
         attempt = 0
         while sends:
             sends, error, refused = await self._send_all(sends)
@@ -179,9 +178,10 @@ class PipelineRunner:
                     sends.append(send)  # nowhere else to put it: wait (stuck) rather than lose it
                     error = exc
                 elif outcomes[send.origin].kind == OUT:  # dead-letter the input once, not per output
-                    dead = self._dead_letter(messages[send.origin], deadletter.OutputTooLarge(str(exc)), None)
+                    too_large = deadletter.OutputTooLarge(str(exc))
+                    dead = self._dead_letter(messages[send.origin], too_large, None, send.origin)
                     outcomes[send.origin] = dead
-                    sends += [replace(s, origin=send.origin) for s in dead.sends]
+                    sends += dead.sends
             if error is not None:
                 await self._wait_after(error, attempt)
                 attempt += 1
@@ -262,31 +262,34 @@ class PipelineRunner:
         """
         for index in range(len(outcomes), len(messages)):
             try:
-                outcomes.append(self.process(messages[index]))
+                outcomes.append(self.process(messages[index], index))
             except TRANSIENT as exc:
                 return exc
         return None
 
-    def process(self, message: Any) -> Outcome:
-        """Return the outcome of one raw message. Raises only the `TRANSIENT` errors."""
+    def process(self, message: Any, origin: int = -1) -> Outcome:
+        """Return the outcome of one raw message (`origin`: its index in the batch).
+
+        Raises only the `TRANSIENT` errors.
+        """
         try:
             schema_id, record = self.decoder.decode_with_id(message.value)
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, None)
+            return self._dead_letter(message, exc, None, origin)
         try:
             key = self._convert_key(message.key)
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, schema_id)
+            return self._dead_letter(message, exc, schema_id, origin)
         started = time.perf_counter()
         try:
             results = apply_transform(self.pipeline.transform, record)
         # The transform is user code: whatever it raises makes this input a dead letter, by design.
         except Exception as exc:  # noqa: BLE001
-            return self._dead_letter(message, exc, schema_id)
+            return self._dead_letter(message, exc, schema_id, origin)
         finally:
             self._latency.observe(time.perf_counter() - started)
         if not results:
@@ -294,12 +297,12 @@ class PipelineRunner:
         headers = _headers(message.headers)
         try:
             return Outcome(
-                OUT, [Send(self.pipeline.sink, key, self.encoder.encode(r), headers) for r in results]
+                OUT, [Send(self.pipeline.sink, key, self.encoder.encode(r), headers, origin) for r in results]
             )
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, schema_id)
+            return self._dead_letter(message, exc, schema_id, origin)
 
     def _convert_key(self, key: bytes | None) -> bytes | None:
         fmt = self.pipeline.key_format
@@ -317,14 +320,14 @@ class PipelineRunner:
             raise
         return self.key_encoder.encode(decoded)
 
-    def _dead_letter(self, message: Any, error: BaseException, schema_id: int | None) -> Outcome:
+    def _dead_letter(self, message: Any, error: BaseException, schema_id: int | None, origin: int) -> Outcome:
         if schema_id is None:
             schema_id = _frame_schema_id(message.value)
         source = deadletter.SourceInfo(message.topic, message.partition, message.offset, message.timestamp)
         headers = deadletter.dead_letter_headers(
             _headers(message.headers), source, error, pipeline=self.pipeline.name, schema_id=schema_id
         )
-        send = Send(self.dlq_topic, message.key, message.value, headers)
+        send = Send(self.dlq_topic, message.key, message.value, headers, origin)
         return Outcome(DEAD, [send], deadletter.reason_of(error))
 
 
