@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 
 from registry_codecs import CodecError
 from workers import logs
@@ -107,8 +108,11 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     app = faust.App(settings.app_id, **faust_settings(settings))
 
     def assigned() -> bool:
-        consumer = app.consumer
-        return bool(consumer.assignment()) and not app.rebalancing
+        try:
+            partitions = app.consumer.assignment()
+        except ConsumerNotStarted:  # the web server answers before the consumer has started
+            return False
+        return bool(partitions) and not app.rebalancing
 
     runtime.readiness.assigned = assigned
     register_views(app, runtime.collector, runtime.readiness, runtime.metrics)

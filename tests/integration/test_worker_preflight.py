@@ -133,3 +133,21 @@ def test_sigterm_while_waiting_for_the_registry_exits_zero(
     )
     worker.signal(signal.SIGTERM)
     assert worker.wait(20) == 0
+
+
+def test_not_ready_until_partitions_are_assigned(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    create_topics(bootstrap_servers, [source, sink])
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    # A longer session makes Tansu hold the first assignment back for a few seconds.
+    env = worker_env(
+        bootstrap_servers, registry_url, unique_name, source, sink, AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS="4"
+    )
+    worker = run(env, tmp_path / "w.log", stack)
+    status, body = wait_for(lambda: (answer := worker.readyz())[0] and answer, 60, "/readyz to answer")
+    assert status == 503, body
+    assert "no partitions assigned" in body["reasons"]
+    assert worker.get("/healthz")[0] == 200
+    worker.wait_ready()
