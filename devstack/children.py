@@ -1,0 +1,34 @@
+"""Child-process hygiene shared by the local broker and registry helpers.
+
+A test run that is SIGKILLed never reaches its finalizers, so the kernel is asked to end the children
+instead: on Linux, `PR_SET_PDEATHSIG` delivers SIGKILL to a child when the thread that spawned it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import sys
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover -- runs in the forked child before exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def preexec_for(die_with_parent: bool) -> Callable[[], None] | None:
+    """Return the `preexec_fn` for `subprocess.Popen`: die with the spawning thread where asked and possible.
+
+    The signal is tied to the spawning *thread*, so a child started from a short-lived thread must be
+    started with `die_with_parent=False`. Elsewhere than Linux this is a no-op and `stop()`/atexit must do.
+    """
+    if die_with_parent and sys.platform.startswith("linux"):
+        return _die_with_parent
+    return None
+
+
+__all__ = ["preexec_for"]
