@@ -99,9 +99,22 @@ def _answers(up: _Up) -> None:
     assert requests.get(f"{up.registry_url}/subjects", timeout=10).json() == []
 
 
+def _running(pid: int) -> bool:
+    """True while `pid` runs; a zombie (ended, not yet reaped by its new parent) has ended."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def _assert_gone(pids: list[int], addresses: list[str]) -> None:
+    # A child the kernel ends through its parent-death signal goes a moment after its parent: wait a little.
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived devstack up"
+        assert not _running(pid), f"process {pid} outlived devstack up"
     for address in addresses:
         host, port = address.removeprefix("http://").rsplit(":", 1)
         with pytest.raises(ConnectionRefusedError), socket.create_connection((host, int(port)), 2):
