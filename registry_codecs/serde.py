@@ -28,6 +28,7 @@ from registry_codecs.avro import (
     read_plan,
     shape_key,
 )
+from registry_codecs.bounds import check_body, needs_check
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -210,6 +211,9 @@ class AvroDeserializer:
         self._metrics = metrics
         self._ticks = metrics.messages_decoded.labels(subject).ticks if metrics else itertools.count()
         self._plans: dict[int, ReadPlan] = {}
+        # Writer schemas whose bodies could exhaust memory or the stack (registry_codecs.bounds): walked
+        # before fastavro reads them. Usually empty, so the common path pays one truth test.
+        self._guarded: set[int] = set()
 
     def decode(self, data: bytes) -> Any:
         """Return the record in a frame.
@@ -236,6 +240,8 @@ class AvroDeserializer:
         buffer = BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:
+            if self._guarded and schema_id in self._guarded:
+                check_body(plan.writer, data, HEADER_SIZE)
             record = schemaless_reader(buffer, plan.writer, plan.reader)
             if plan.project is not None:
                 record = plan.project(record)
@@ -254,6 +260,8 @@ class AvroDeserializer:
         except CodecError as exc:
             self._count(exc)
             raise
+        if needs_check(writer):
+            self._guarded.add(schema_id)
         self._plans[schema_id] = plan
         return plan
 

@@ -1,0 +1,276 @@
+"""Bounds on what a hostile Avro body can make the decoder do, checked before fastavro reads it.
+
+fastavro already refuses a string or bytes length longer than the bytes left (its read comes up short and
+it raises EOFError without allocating), and an array or map whose items take at least one byte runs out of
+bytes after at most one item per byte. Two shapes are not bounded by the body's size, and a body of a few
+bytes turns them into an outage of the whole worker:
+
+* an array whose items take no bytes (``null``, a ``fixed`` of size 0, a record of only those): a block
+  count of 2**40 makes fastavro append 2**40 items, until the process runs out of memory;
+* a recursive type (a record that reaches itself, e.g. a linked list through ``["null", "Node"]``): each
+  level costs one byte, and fastavro's compiled reader recurses on the C stack without a limit, so ten
+  thousand bytes crash the interpreter with a segmentation fault.
+
+`needs_check` tells, once per writer schema, whether it has either shape; only those bodies are walked by
+`check_body`, in pure Python, before fastavro sees them. The walk also refuses every length or count
+claiming more than the bytes left, so the error names the field that lies. Schemas without these shapes
+(the vast majority) cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from registry_codecs.errors import DecodeError
+
+#: Deepest nesting of records, arrays, maps and unions a body may use. fastavro's compiled reader
+#: crashes (C stack) at around ten thousand levels of a recursive type; real records stay far below this.
+MAX_DEPTH: Final = 100
+#: Most array items that take no bytes (``null``, empty records) one body may claim in total.
+MAX_EMPTY_ITEMS: Final = 1 << 16
+
+_FIXED_WIDTH: Final = {"null": 0, "boolean": 1, "float": 4, "double": 8}
+_VARINT: Final = frozenset({"int", "long", "enum"})
+_NAMED: Final = frozenset({"record", "error", "enum", "fixed"})
+
+
+class BodyOutOfBounds(DecodeError):
+    """A body claims more than it holds (a length or count past its end) or nests deeper than allowed."""
+
+
+def needs_check(schema: Any) -> bool:
+    """Whether bodies written with the parsed `schema` can exhaust memory or the stack unbounded.
+
+    True when the schema has an array whose items take no bytes, or a named type that contains itself.
+    """
+    named = _named_types(schema)
+    widths = _Widths(named)
+    return _has_empty_array(schema, named, widths, set()) or _is_recursive(named)
+
+
+def check_body(schema: Any, data: bytes, start: int = 0) -> None:
+    """Walk the body ``data[start:]`` written with the parsed `schema` without building any value.
+
+    Raises:
+        BodyOutOfBounds: a length or count claims more than the bytes left, a union or enum index is out
+            of range, the nesting is deeper than `MAX_DEPTH`, or more than `MAX_EMPTY_ITEMS` empty items.
+    """
+    named = _named_types(schema)
+    _Walker(memoryview(data), start, named, _Widths(named)).walk(schema, 0)
+
+
+def _named_types(schema: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if isinstance(schema, Mapping) and isinstance(schema.get("__named_schemas"), Mapping):
+        found.update(schema["__named_schemas"])
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, Mapping):
+            if node.get("type") in _NAMED and node.get("name") not in found:
+                found[node["name"]] = node
+            stack.extend(f["type"] for f in node.get("fields", ()))
+            stack.extend(node[k] for k in ("items", "values") if k in node)
+            if isinstance(node.get("type"), Mapping | list):
+                stack.append(node["type"])
+    return found
+
+
+def _resolve(schema: Any, named: Mapping[str, Any]) -> Any:
+    while isinstance(schema, str) and schema in named:
+        schema = named[schema]
+    while isinstance(schema, Mapping) and isinstance(schema.get("type"), Mapping | list):
+        schema = schema["type"]  # {"type": {...}} wraps a type
+    return schema
+
+
+def _kind(schema: Any) -> str:
+    if isinstance(schema, list):
+        return "union"
+    if isinstance(schema, Mapping):
+        return str(schema["type"])
+    return str(schema)
+
+
+class _Widths:
+    """The fewest bytes a value of each type can take (0 only for null, fixed(0) and records of those)."""
+
+    def __init__(self, named: Mapping[str, Any]) -> None:
+        self._named = named
+        self._done: dict[str, int] = {}
+
+    def of(self, schema: Any, visiting: frozenset[str] = frozenset()) -> int:
+        name = schema if isinstance(schema, str) and schema in self._named else None
+        if name is not None:
+            if name in self._done:
+                return self._done[name]
+            if name in visiting:
+                return 1  # a type inside itself needs at least a union index or an array count to stop
+            visiting = visiting | {name}
+        schema = _resolve(schema, self._named)
+        width = self._width(schema, visiting)
+        if name is not None and not visiting - {name}:
+            self._done[name] = width
+        return width
+
+    def _width(self, schema: Any, visiting: frozenset[str]) -> int:
+        kind = _kind(schema)
+        if kind in ("record", "error"):
+            name = schema.get("name")
+            inner = visiting | {name} if isinstance(name, str) else visiting
+            return sum(self.of(f["type"], inner) for f in schema["fields"])
+        if kind == "fixed":
+            return int(schema["size"])
+        return _FIXED_WIDTH.get(kind, 1)  # varints, lengths, counts and union indexes take >= 1 byte
+
+
+def _has_empty_array(schema: Any, named: Mapping[str, Any], widths: _Widths, seen: set[str]) -> bool:
+    if isinstance(schema, str) and schema in named:
+        if schema in seen:
+            return False
+        seen.add(schema)
+    schema = _resolve(schema, named)
+    kind = _kind(schema)
+    if kind == "union":
+        children = list(schema)
+    elif kind in ("record", "error"):
+        children = [f["type"] for f in schema["fields"]]
+    elif kind == "array":
+        if widths.of(schema["items"]) == 0:
+            return True
+        children = [schema["items"]]
+    elif kind == "map":
+        children = [schema["values"]]
+    else:
+        children = []
+    return any(_has_empty_array(child, named, widths, seen) for child in children)
+
+
+def _is_recursive(named: Mapping[str, Any]) -> bool:
+    """Whether some named type reaches itself."""
+    edges = {name: _refs_inside(node) for name, node in named.items()}
+    for start in edges:  # every named type of a parsed schema is reachable from it
+        stack, seen = list(edges.get(start, ())), set()
+        while stack:
+            name = stack.pop()
+            if name == start:
+                return True
+            if name not in seen:
+                seen.add(name)
+                stack.extend(edges.get(name, ()))
+    return False
+
+
+def _is_named(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and schema.get("type") in _NAMED and "name" in schema
+
+
+def _refs_inside(schema: Any) -> set[str]:
+    """The named types that `schema`'s own body uses (by name or defined inline), without going into them."""
+    names: set[str] = set()
+    if isinstance(schema, Mapping) and schema.get("type") in ("record", "error"):
+        stack = [f["type"] for f in schema["fields"]]
+    elif _is_named(schema):
+        return names  # enum, fixed: nothing inside
+    else:
+        stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            names.add(node)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif _is_named(node):
+            names.add(node["name"])
+        elif isinstance(node, Mapping):
+            stack.extend(node[k] for k in ("type", "items", "values") if k in node)
+    return names
+
+
+class _Walker:
+    """Reads a body the way fastavro would, checking every length, count, index and level on the way."""
+
+    def __init__(self, data: memoryview, pos: int, named: Mapping[str, Any], widths: _Widths) -> None:
+        self.data = data
+        self.pos = pos
+        self.named = named
+        self.widths = widths
+        self.empty_items = 0
+
+    def fail(self, message: str) -> BodyOutOfBounds:
+        return BodyOutOfBounds(f"{message} (at byte {self.pos} of {len(self.data)})")
+
+    def varint(self) -> int:
+        result = shift = 0
+        while True:
+            if self.pos >= len(self.data):
+                raise self.fail("a number runs past the end of the body")
+            byte = self.data[self.pos]
+            self.pos += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (result >> 1) ^ -(result & 1)
+            shift += 7
+            if shift > 63:
+                raise self.fail("a number is longer than 10 bytes")
+
+    def skip(self, size: int, what: str) -> None:
+        left = len(self.data) - self.pos
+        if size < 0 or size > left:
+            raise self.fail(f"{what} claims {size} bytes, {left} left")
+        self.pos += size
+
+    def walk(self, schema: Any, depth: int) -> None:
+        schema = _resolve(schema, self.named)
+        kind = _kind(schema)
+        if kind in _FIXED_WIDTH:
+            self.skip(_FIXED_WIDTH[kind], kind)
+        elif kind in _VARINT:
+            index = self.varint()
+            if kind == "enum" and not 0 <= index < len(schema["symbols"]):
+                raise self.fail(f"enum index {index} out of range")
+        elif kind in ("string", "bytes"):
+            self.skip(self.varint(), kind)
+        elif kind == "fixed":
+            self.skip(int(schema["size"]), "fixed")
+        elif depth >= MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+        elif kind == "union":
+            index = self.varint()
+            if not 0 <= index < len(schema):
+                raise self.fail(f"union index {index} out of range")
+            self.walk(schema[index], depth + 1)
+        elif kind in ("record", "error"):
+            for field in schema["fields"]:
+                self.walk(field["type"], depth + 1)
+        elif kind in ("array", "map"):
+            self.blocks(schema, kind, depth + 1)
+        else:
+            raise self.fail(f"unknown type {kind!r}")
+
+    def blocks(self, schema: Any, kind: str, depth: int) -> None:
+        item = schema["items"] if kind == "array" else schema["values"]
+        width = self.widths.of(item) + (1 if kind == "map" else 0)  # a map key takes >= 1 byte
+        while count := self.varint():
+            if count < 0:  # a negative count is followed by the block's size in bytes
+                count = -count
+                size, left = self.varint(), len(self.data) - self.pos
+                if not 0 <= size <= left:
+                    raise self.fail(f"{kind} block claims {size} bytes, {left} left")
+            left = len(self.data) - self.pos
+            if width and count > left // width:
+                raise self.fail(f"{kind} block claims {count} items of >= {width} bytes, {left} bytes left")
+            if not width:
+                self.empty_items += count
+                if self.empty_items > MAX_EMPTY_ITEMS:
+                    raise self.fail(f"array claims {self.empty_items} empty items, over {MAX_EMPTY_ITEMS}")
+            for _ in range(count):
+                if kind == "map":
+                    self.skip(self.varint(), "map key")
+                self.walk(item, depth)
+
+
+__all__ = ["MAX_DEPTH", "MAX_EMPTY_ITEMS", "BodyOutOfBounds", "check_body", "needs_check"]
