@@ -1,0 +1,342 @@
+"""Worker benchmark: records/s of the real worker vs a bare Faust agent and plain aiokafka loops, one run.
+
+Run ``python bench/worker.py`` (``--records 10000`` for a quick run). It starts the local broker (Tansu)
+and schema registry on free loopback ports, encodes the input once (sample `AppEvent`s, unique keys), and
+for each variant, on its own 4-partition input and output topics and its own consumer group:
+
+1. starts the process(es) and waits until they consume: one warm-up record per partition has its output
+   (two workers: both answer /readyz 200 first, so they share the partitions before the run);
+2. writes the records with confluent-kafka, and reads the output topic until every key has its output
+   (verified by consuming: count, no loss; Tansu's end offsets under-report);
+3. measures records/s from the first to the last output's producer timestamp (process start and
+   group join are left out), CPU seconds of every process over the run (/proc/<pid>/stat), the peak
+   resident memory of the variant's process (VmHWM), and for the worker its registry requests during
+   the run (``avroflow_registry_requests_total`` before and after).
+
+It prints a table and ends with one JSON line of the ratios to the bare Faust agent. Wall time never
+decides pass or fail; compare the ratios of one run, the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+
+import benchkit as kit  # noqa: E402 - bench/ is on sys.path when run as a script
+
+from devstack.broker import TansuBroker  # noqa: E402
+from devstack.registry.process import RegistryProcess  # noqa: E402
+from registry_codecs import AvroDeserializer, RegistryClient  # noqa: E402
+from workers.sample import OUTPUT_SCHEMA_FILE  # noqa: E402
+
+PARTITIONS = 4
+SESSION_TIMEOUT = 3.0  # Tansu holds a new group's first assignment for half of it
+#: The worker's recommended settings (workers/README.md); everything else is the worker's default.
+RECOMMENDED = {
+    "AVROFLOW_BATCH_SIZE": "1000",
+    "AVROFLOW_KAFKA_PRODUCER_LINGER_SECONDS": "0.005",
+    "AVROFLOW_KAFKA_PRODUCER_MAX_BATCH_SIZE": str(1024 * 1024),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # "worker", "faust", "aiokafka", "aiokafka_transform"
+    about: str
+    env: dict[str, str] = field(default_factory=dict)
+    processes: int = 1
+
+
+VARIANTS = (
+    Variant("faust_passthrough", "faust", "bare Faust agent, raw bytes in -> same bytes out, Faust defaults"),
+    Variant("worker_default", "worker", "the worker: decode, enrich, encode latest; default settings"),
+    Variant("worker_recommended", "worker", "the worker with its recommended settings", RECOMMENDED),
+    Variant("worker_recommended_x2", "worker", "two worker processes, one group", RECOMMENDED, 2),
+    Variant("aiokafka_passthrough", "aiokafka", "plain aiokafka consume-produce loop, bytes through"),
+    Variant("aiokafka_transform", "aiokafka_transform", "plain aiokafka loop, decode-enrich-encode"),
+)
+
+
+@dataclass
+class Result:
+    variant: Variant
+    per_second: float = float("nan")
+    seconds: float = float("nan")
+    outputs: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    peak_rss_mb: float = float("nan")
+    cpu: dict[str, float] = field(default_factory=dict)
+    registry_requests: float = float("nan")
+    dead_lettered: float = float("nan")
+    produce_seconds: float = float("nan")
+    note: str = ""
+
+
+class Stack:
+    """Broker and registry for the whole run, plus the input frames encoded once."""
+
+    def __init__(self, records: int, logs: Path) -> None:
+        self.records = records
+        self.logs = logs
+        self.broker = TansuBroker(log_path=logs / "tansu.log")
+        self.registry = RegistryProcess()
+        self.frames: list[tuple[bytes, bytes]] = []
+
+    def __enter__(self) -> Stack:
+        self.broker.start()
+        self.registry.start()
+        self.frames = kit.input_frames(self.registry.url, "bench-input-value", self.records)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.registry.stop()
+        self.broker.stop()
+
+    def pids(self) -> dict[str, int]:
+        registry = getattr(self.registry, "_proc", None)
+        found = {"broker": self.broker.pid, "registry": registry.pid if registry else None}
+        return {name: pid for name, pid in found.items() if pid is not None}
+
+
+def _commands(
+    stack: Stack, variant: Variant, source: str, sink: str, group: str
+) -> list[tuple[list[str], dict[str, str], int]]:
+    """Return (argv, env, web port) per process of the variant."""
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+    base_env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(BENCH), str(REPO), os.environ.get("PYTHONPATH")])
+    )
+    bootstrap = stack.broker.bootstrap_servers
+    runs = []
+    for _ in range(variant.processes):
+        port = kit.free_port()
+        env = dict(base_env)
+        if variant.kind == "worker":
+            env.update(
+                AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                AVROFLOW_SCHEMA_REGISTRY_URL=stack.registry.url,
+                AVROFLOW_APP_ID=group,
+                AVROFLOW_PIPELINES="bench_pipelines:PIPELINES",
+                AVROFLOW_WEB_HOST="127.0.0.1",
+                AVROFLOW_WEB_PORT=str(port),
+                AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT),
+                AVROFLOW_TOPIC_PARTITIONS=str(PARTITIONS),
+                BENCH_SOURCE_TOPIC=source,
+                BENCH_SINK_TOPIC=sink,
+                **variant.env,
+            )
+            argv = [sys.executable, "-m", "workers", "worker"]
+        else:
+            role = "faust" if variant.kind == "faust" else "aiokafka"
+            argv = [sys.executable, str(BENCH / "baselines.py"), role, "--bootstrap", bootstrap]
+            argv += ["--source", source, "--sink", sink, "--group", group, "--web-port", str(port)]
+            argv += ["--session-timeout", str(SESSION_TIMEOUT)]
+            if variant.kind == "aiokafka_transform":
+                argv += ["--transform", "--registry", stack.registry.url]
+        runs.append((argv, env, port))
+    return runs
+
+
+def _wait_ready(procs: list[subprocess.Popen[bytes]], ports: list[int], worker: bool, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a process exited early with {proc.returncode}")
+        if not worker or all(kit.http_status(port, "/readyz") == 200 for port in ports):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not all become ready")
+        time.sleep(0.2)
+
+
+def run_variant(stack: Stack, variant: Variant, timeout: float) -> Result:
+    """Run one variant end to end and return what was measured."""
+    tag = uuid.uuid4().hex[:6]
+    source, sink, group = f"in-{variant.name}-{tag}", f"out-{variant.name}-{tag}", f"g-{variant.name}-{tag}"
+    bootstrap = stack.broker.bootstrap_servers
+    stack.broker.create_topics([source, sink], partitions=PARTITIONS)
+    if variant.kind in ("worker", "aiokafka_transform"):
+        with RegistryClient(stack.registry.url) as client:
+            client.register(f"{sink}-value", OUTPUT_SCHEMA_FILE.read_text())
+    result = Result(variant)
+    procs: list[subprocess.Popen[bytes]] = []
+    collector = kit.OutputCollector(bootstrap, sink, PARTITIONS).start()
+    runs = _commands(stack, variant, source, sink, group)
+    ports = [port for _, _, port in runs]
+    is_worker = variant.kind == "worker"
+    try:
+        for i, (argv, env, _) in enumerate(runs):
+            with (stack.logs / f"{variant.name}-{i}.log").open("wb") as log:
+                procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=log))
+        _wait_ready(procs, ports, is_worker, timeout)
+        warm = [(kit.WARM_PREFIX + bytes([48 + p]), stack.frames[p][1]) for p in range(PARTITIONS)]
+        for p, frame in enumerate(warm):
+            kit.produce(bootstrap, source, [frame], partition=p)
+        if not collector.wait_for(kit.WARM_PREFIX, PARTITIONS, timeout):
+            raise RuntimeError("the warm-up records got no output")
+        pids = {f"{variant.name}[{i}]": proc.pid for i, proc in enumerate(procs)} | stack.pids()
+        cpu_before = {name: kit.cpu_seconds(pid) for name, pid in pids.items()}
+        bench_before = _own_cpu()
+        requests_before = (
+            sum(kit.metric_sum(p, "avroflow_registry_requests_total") for p in ports) if is_worker else 0.0
+        )
+        result.produce_seconds = kit.produce(bootstrap, source, stack.frames)
+        complete = collector.wait_for(b"k", len(stack.frames), timeout)
+        result.cpu = {name: kit.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        result.cpu["bench (producer, collector)"] = _own_cpu() - bench_before
+        result.peak_rss_mb = max(kit.peak_rss_mb(proc.pid) for proc in procs)
+        if is_worker:
+            after = sum(kit.metric_sum(p, "avroflow_registry_requests_total") for p in ports)
+            result.registry_requests = after - requests_before
+            result.dead_lettered = sum(
+                kit.metric_sum(p, "avroflow_records_dead_lettered_total") for p in ports
+            )
+            if variant.processes > 1:
+                shares = [kit.metric_sum(p, "avroflow_records_in_total") for p in ports]
+                result.note = "inputs per worker: " + " / ".join(f"{s:.0f}" for s in shares)
+        if not complete:
+            result.note = (
+                result.note + "; " if result.note else ""
+            ) + "timed out before every output arrived"
+    finally:
+        for proc in procs:
+            kit.sigterm_then_kill(proc)
+        collector.stop()
+    _score(result, collector, stack)
+    verify(result, collector, stack)
+    return result
+
+
+def _score(result: Result, collector: kit.OutputCollector, stack: Stack) -> None:
+    keys = {key for key, _ in stack.frames}
+    seen = {key: ts for key, ts in collector.first_seen.items() if key in keys}
+    result.outputs = len(seen)
+    result.missing = len(keys) - len(seen)
+    result.duplicates = collector.total - len(collector.first_seen)
+    result.per_second, result.seconds = kit.throughput(list(seen.values()))
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def verify(result: Result, collector: kit.OutputCollector, stack: Stack) -> None:
+    """Check every output's content: pass-through outputs equal their inputs; worker outputs decode with
+    the sink's latest schema into the enriched event of the same input."""
+    inputs = dict(stack.frames)
+    wrong = 0
+    if result.variant.kind in ("faust", "aiokafka"):
+        wrong = sum(1 for key, value in collector.values.items() if key in inputs and value != inputs[key])
+    else:
+        with RegistryClient(stack.registry.url) as client:
+            decoder = AvroDeserializer(client)
+            for key, value in collector.values.items():
+                if key in inputs:
+                    record = decoder.decode(value)
+                    wrong += record["event_id"] != f"evt-{int(key[1:]):08d}" or "is_conversion" not in record
+    if wrong:
+        result.note = (result.note + "; " if result.note else "") + f"{wrong} outputs with the wrong content"
+
+
+def _fmt(value: float, spec: str = ",.0f") -> str:
+    return "-" if value != value else format(value, spec)  # nan -> "-"
+
+
+def print_table(results: list[Result], records: int) -> None:
+    print(f"\n{records:,} records, {PARTITIONS} partitions; records/s from the first to the last output")
+    header = f"{'variant':24} {'records/s':>10} {'x faust':>8} {'secs':>6} {'out':>7} {'lost':>5} {'dup':>5}"
+    print(header + f" {'peak RSS MB':>11} {'reg. req':>8}")
+    anchor = _anchor(results)
+    for r in results:
+        ratio = r.per_second / anchor if anchor else float("nan")
+        print(
+            f"{r.variant.name:24} {_fmt(r.per_second):>10} {_fmt(ratio, '.2f'):>8}"
+            f" {_fmt(r.seconds, '.2f'):>6} {r.outputs:>7,} {r.missing:>5} {r.duplicates:>5}"
+            f" {_fmt(r.peak_rss_mb, '.0f'):>11} {_fmt(r.registry_requests, '.0f'):>8}"
+        )
+    print("\nCPU seconds per process during each run (2 cores: at most 2 CPU-s per wall second):")
+    for r in results:
+        cpu = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r.cpu.items())
+        print(
+            f"  {r.variant.name}: {cpu} (over {_fmt(r.seconds, '.2f')} s of outputs,"
+            f" input written in {_fmt(r.produce_seconds, '.2f')} s)"
+        )
+        if r.note:
+            print(f"    note: {r.note}")
+
+
+def _anchor(results: list[Result]) -> float:
+    return next((r.per_second for r in results if r.variant.name == "faust_passthrough"), float("nan"))
+
+
+def summary(results: list[Result]) -> dict[str, Any]:
+    """The JSON line: ratios to the bare Faust agent, the scaling ratio, memory, registry requests."""
+    anchor = _anchor(results)
+    by_name = {r.variant.name: r for r in results}
+    line: dict[str, Any] = {"faust_passthrough_per_s": round(anchor)}
+    for r in results:
+        if r.variant.name != "faust_passthrough":
+            line[r.variant.name] = round(r.per_second / anchor, 3)
+    one, two = by_name.get("worker_recommended"), by_name.get("worker_recommended_x2")
+    if one and two:
+        line["scaling_x2"] = round(two.per_second / one.per_second, 3)
+    workers = [r for r in results if r.variant.kind == "worker"]
+    line["worker_peak_rss_mb"] = round(max((r.peak_rss_mb for r in workers), default=float("nan")), 1)
+    line["worker_registry_requests_during_runs"] = sum(r.registry_requests for r in workers)
+    line["lost"] = sum(r.missing for r in results)
+    line["wrong_content"] = sum("wrong content" in r.note for r in results)
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma-separated")
+    parser.add_argument("--timeout", type=float, default=180.0, help="per step of a variant, seconds")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and print where")
+    args = parser.parse_args(argv)
+    chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
+    logs = Path(tempfile.mkdtemp(prefix="avroflow-bench-"))
+    results = []
+    with Stack(args.records, logs) as stack:
+        for variant in chosen:
+            print(f"running {variant.name}: {variant.about}", flush=True)
+            try:
+                results.append(run_variant(stack, variant, args.timeout))
+            except RuntimeError as exc:
+                print(f"  {variant.name} failed: {exc}; logs in {logs}", flush=True)
+                args.keep_logs = True
+                results.append(Result(variant, note=f"failed: {exc}", missing=args.records))
+    print_table(results, args.records)
+    if args.keep_logs:
+        print(f"logs: {logs}")
+    else:
+        for path in logs.iterdir():
+            path.unlink()
+        logs.rmdir()
+    print(json.dumps(summary(results), sort_keys=True))
+    return 0 if all(r.missing == 0 and "wrong content" not in r.note for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
