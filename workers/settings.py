@@ -9,6 +9,7 @@ never show the value; URLs with user info are masked in the settings' repr too.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -131,9 +132,7 @@ class Settings:
         env = {k: v for k, v in environ.items() if k.startswith(PREFIX)}
         unknown = sorted(set(env) - set(VARIABLES.values()))
         if unknown:
-            raise SettingsError(
-                unknown[0], f"unknown setting (known: {', '.join(sorted(VARIABLES.values()))})"
-            )
+            raise SettingsError(unknown[0], _unknown_setting(unknown[0]))
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(VARIABLES[f.name], "").strip()
@@ -321,3 +320,10 @@ VARIABLES: Final[dict[str, str]] = {
 }
 
 __all__ = ["PREFIX", "VARIABLES", "Secret", "Settings", "SettingsError", "mask_url"]
+
+
+def _unknown_setting(name: str) -> str:
+    close = difflib.get_close_matches(name, VARIABLES.values(), n=1)
+    if close:
+        return f"unknown setting; did you mean {close[0]}?"
+    return f"unknown setting (known: {', '.join(sorted(VARIABLES.values()))})"

@@ -97,9 +97,15 @@ def test_a_malformed_value_is_named(variable: str, raw: str) -> None:
         load(**{variable: raw})
 
 
-def test_an_unknown_avroflow_variable_is_an_error() -> None:
-    with pytest.raises(SettingsError, match="AVROFLOW_SCHEMA_REGISTRY_URLS"):
+def test_an_unknown_avroflow_variable_is_an_error_that_suggests_the_setting_meant() -> None:
+    with pytest.raises(SettingsError, match="AVROFLOW_SCHEMA_REGISTRY_URLS") as raised:
         load(AVROFLOW_SCHEMA_REGISTRY_URLS="http://typo:8081")
+    assert "did you mean AVROFLOW_SCHEMA_REGISTRY_URL?" in str(raised.value)
+
+
+def test_an_unknown_variable_like_no_setting_lists_the_known_ones() -> None:
+    with pytest.raises(SettingsError, match="known: AVROFLOW_APP_ID, "):
+        load(AVROFLOW_XYZZY="1")
 
 
 def test_every_field_has_a_distinct_variable() -> None:
