@@ -105,7 +105,7 @@ def test_an_unknown_avroflow_variable_is_an_error_that_suggests_the_setting_mean
 
 def test_an_unknown_variable_like_no_setting_lists_the_known_ones() -> None:
     with pytest.raises(SettingsError, match="known: AVROFLOW_APP_ID, "):
-        load(AVROFLOW_XYZZY="1")
+        load(AVROFLOW_QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ="1")
 
 
 def test_every_field_has_a_distinct_variable() -> None:
