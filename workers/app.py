@@ -27,10 +27,14 @@ from typing import Any, Final
 
 import faust
 from faust.exceptions import ConsumerNotStarted
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
 from workers import logs
+from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
+from workers.fastpath import eager_dispatch
+from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, build_runtime, preflight, registry_client
@@ -64,6 +68,11 @@ def _credentials(settings: Settings) -> Any:
         ssl_context=context,
         mechanism=settings.kafka_sasl_mechanism,
     )
+
+
+def kafka_auth(settings: Settings) -> dict[str, Any]:
+    """Return the aiokafka security keyword arguments Faust's clients get from these settings."""
+    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -106,6 +115,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
+    app.transport.Consumer = eager_dispatch(app.transport.Consumer)
 
     def assigned() -> bool:
         try:
@@ -269,8 +279,13 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
 def _preflight_until_signal(runtime: Runtime) -> bool:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    settings = runtime.settings
+    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
     try:
-        return preflight(runtime, stop)
+        # Faust exits at once when it cannot bootstrap: wait for the broker here instead of crash-looping.
+        return preflight(runtime, stop) and wait_for_broker(
+            settings.kafka_bootstrap_servers, kafka_auth(settings), stop, backoff
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -285,6 +300,7 @@ __all__ = [
     "build_runtime",
     "create_app",
     "faust_settings",
+    "kafka_auth",
     "preflight",
     "registry_client",
     "run_worker",
