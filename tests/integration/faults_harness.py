@@ -1,0 +1,252 @@
+"""Helpers for the fault suite: a loopback TCP proxy that can cut or stall a connection, a Tansu broker that
+advertises such a proxy, and the per-scenario tally (in, out, dead-lettered, duplicated, lost).
+
+The tally is also appended, one JSON line per scenario, to the file named by ``AVROFLOW_FAULT_REPORT``
+when it is set; ``bench/faults.py`` runs the fault tests with it and prints the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from worker_harness import Consumed, consume, free_port
+
+from devstack.broker import _resolve_binary
+from devstack.children import preexec_for
+
+PASS, CUT, STALL = "pass", "cut", "stall"
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:`port` to `target`. `cut()` drops every connection and refuses new ones (a network
+    partition or a dead peer); `stall()` accepts and connects but forwards nothing (a peer slower than any
+    timeout); `restore()` forwards again."""
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", port or 0))
+        self._listener.setblocking(False)
+        self.port = int(self._listener.getsockname()[1])
+        self.mode = PASS
+        self._pairs: dict[socket.socket, socket.socket] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"proxy-{self.port}", daemon=True)
+        self._thread.start()
+
+    def cut(self) -> None:
+        with self._lock:
+            self.mode = CUT
+            for sock in list(self._pairs):
+                self._close(sock)
+
+    def stall(self) -> None:
+        self.mode = STALL
+
+    def restore(self) -> None:
+        self.mode = PASS
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with self._lock:
+            for sock in list(self._pairs):
+                self._close(sock)
+        self._listener.close()
+
+    def _close(self, sock: socket.socket) -> None:
+        peer = self._pairs.pop(sock, None)
+        if peer is not None:
+            self._pairs.pop(peer, None)
+            peer.close()
+        sock.close()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        if self.mode == CUT:
+            client.close()
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=2)
+        except OSError:
+            client.close()
+            return
+        client.setblocking(True)
+        upstream.settimeout(None)
+        self._pairs[client], self._pairs[upstream] = upstream, client
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                watched = [self._listener] + (list(self._pairs) if self.mode == PASS else [])
+            with selectors.DefaultSelector() as selector:
+                for sock in watched:
+                    selector.register(sock, selectors.EVENT_READ)
+                ready = selector.select(timeout=0.05)
+            with self._lock:
+                for key, _ in ready:
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self._listener:
+                        self._accept()
+                    elif sock in self._pairs and self.mode == PASS:
+                        self._forward(sock)
+
+    def _forward(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+            if data:
+                self._pairs[sock].sendall(data)
+                return
+        except OSError:
+            pass
+        self._close(sock)
+
+
+class ProxiedBroker:
+    """A Tansu broker that advertises a `TcpProxy` in front of it, so every client connection, bootstrap and
+    partition leader alike, goes through the proxy (in-memory storage: its data outlives any cut)."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.broker_port = free_port()
+        self.proxy = TcpProxy(self.broker_port)
+        self.bootstrap_servers = f"127.0.0.1:{self.proxy.port}"
+        self._log = log_path.open("ab")
+        advertised = f"tcp://{self.bootstrap_servers}"
+        self.proc = subprocess.Popen(
+            [
+                _resolve_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self.broker_port}",
+                "--advertised-listener-url",
+                advertised,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+            start_new_session=True,
+            preexec_fn=preexec_for(True),
+        )
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.list_topics(timeout=1)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proxy.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._log.close()
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What became of a scenario's inputs, read back from the sink and dead-letter topics."""
+
+    scenario: str
+    records_in: int
+    out: int
+    dead_lettered: int
+    duplicated: int
+    lost: int
+
+    def report(self) -> Tally:
+        """Print the tally and append it to ``$AVROFLOW_FAULT_REPORT`` (when set)."""
+        print(f"fault tally: {json.dumps(asdict(self))}")
+        path = os.environ.get("AVROFLOW_FAULT_REPORT")
+        if path:
+            with Path(path).open("a") as out:
+                out.write(json.dumps(asdict(self)) + "\n")
+        return self
+
+
+def tally(
+    scenario: str,
+    bootstrap_servers: str,
+    registry_url: str,
+    sink: str,
+    dlq: str,
+    wanted: set[int],
+    *,
+    dead_ids: set[int] = frozenset(),  # type: ignore[assignment]
+    timeout: float = 60,
+) -> Tally:
+    """Read the sink (decoding each output's ``id``) and the dead-letter topic (by ``dlq.source.offset``
+    count) until every id in `wanted` is accounted for, or `timeout`; count distinct, duplicated, lost.
+
+    Dead letters are identified by the ``x-test-id`` header the fuzz test plants on each input.
+    """
+    with SchemaRegistryClient({"url": registry_url}) as registry:
+        deserializer = AvroDeserializer(registry)
+        outputs: Counter[int] = Counter()
+        dead: Counter[int] = Counter()
+        seen_out: list[Consumed] = []
+
+        def read_out(records: list[Consumed]) -> bool:
+            for record in records[len(seen_out) :]:
+                seen_out.append(record)
+                context = SerializationContext(sink, MessageField.VALUE)
+                outputs[deserializer(record.value, context)["id"]] += 1
+            return wanted - dead_ids <= set(outputs)
+
+        consume(bootstrap_servers, sink, expected=0, timeout=timeout, done=read_out)
+    if dead_ids:
+        for record in consume(bootstrap_servers, dlq, expected=0, timeout=timeout, done=_has(dead_ids)):
+            dead[int(record.headers["x-test-id"])] += 1
+    accounted = set(outputs) | set(dead)
+    duplicated = sum(n - 1 for n in outputs.values()) + sum(n - 1 for n in dead.values())
+    return Tally(
+        scenario,
+        records_in=len(wanted),
+        out=len(set(outputs) & wanted),
+        dead_lettered=len(set(dead) & wanted),
+        duplicated=duplicated,
+        lost=len(wanted - accounted),
+    ).report()
+
+
+def _has(ids: set[int]) -> Any:
+    def done(records: list[Consumed]) -> bool:
+        return ids <= {int(r.headers.get("x-test-id", b"-1")) for r in records}
+
+    return done
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process on this machine (Linux /proc)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0

@@ -1,0 +1,110 @@
+"""The broker goes away: not there when the worker starts, and cut off mid-run (a TCP proxy in front of the
+broker, because Tansu keeps topics in memory: a restarted broker would come back empty). The worker waits,
+says so, and carries on when the broker is back; no input is lost and the process does not exit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from faults_harness import ProxiedBroker, tally
+from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA
+from worker_harness import (
+    AvroProducer,
+    WorkerProcess,
+    create_topics,
+    free_port,
+    register,
+    wait_for,
+    worker_env,
+)
+
+from devstack.broker import TansuBroker
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as resources:
+        yield resources
+
+
+def order(i: int) -> dict[str, object]:
+    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": ""}
+
+
+def produce_slowly(producer: AvroProducer, total: int) -> None:
+    """Write `total` records over a few seconds, so a cut lands mid-stream (librdkafka buffers meanwhile)."""
+    for i in range(total):
+        producer.send(f"k{i}".encode(), order(i))
+        time.sleep(0.02)
+
+
+def test_worker_started_before_the_broker_waits_then_processes(
+    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    port = free_port()
+    env = worker_env(f"127.0.0.1:{port}", registry_url, unique_name, source, sink)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    stack.callback(worker.stop)
+    wait_for(lambda: "Kafka broker unreachable at start" in worker.log(), 60, "the waiting line")
+    time.sleep(5)  # several retries with backoff, and still running (Faust alone exits at once)
+    worker.check_running()
+    assert worker.readyz()[0] != 200
+
+    broker = TansuBroker(port=port)
+    broker.start()
+    stack.callback(broker.stop)
+    create_topics(broker.bootstrap_servers, [source, sink])
+    producer = stack.enter_context(AvroProducer(broker.bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    for i in range(50):
+        producer.send(f"k{i}".encode(), order(i))
+    producer.flush()
+    worker.wait_ready(90)
+    result = tally("broker down at start", broker.bootstrap_servers, registry_url, sink, "", set(range(50)))
+    assert result.lost == 0 and result.out == 50
+    log = worker.log()
+    assert log.count("Kafka broker unreachable at start; waiting for it") == 1, "one line, not one per retry"
+    assert "Kafka broker reachable again" in log
+
+
+def test_broker_cut_off_mid_run_then_back_nothing_lost(
+    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    broker = ProxiedBroker(tmp_path / "tansu.log")
+    stack.callback(broker.stop)
+    servers = broker.bootstrap_servers
+    create_topics(servers, [source, sink])
+    producer = stack.enter_context(AvroProducer(servers, registry_url, source, INPUT_SCHEMA))
+    env = worker_env(servers, registry_url, unique_name, source, sink, AVROFLOW_BATCH_SIZE="10")
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    stack.callback(worker.stop)
+    worker.wait_ready()
+    total = 400
+    writer = threading.Thread(target=produce_slowly, args=(producer, total), daemon=True)
+    writer.start()
+    wait_for(lambda: worker.counter("avroflow_records_in_total") >= 50, 60, "the first inputs")
+
+    broker.proxy.cut()  # mid-stream: batches in flight, sends unacknowledged, commits pending
+    cut_at = len(worker.log())
+    time.sleep(12)  # longer than the session timeout (1.5 s): the group falls apart too
+    worker.check_running()
+    during = worker.log()[cut_at:]
+    broker.proxy.restore()
+    writer.join(120)
+    producer.flush()
+
+    result = tally("broker cut mid-run", servers, registry_url, sink, "", set(range(total)), timeout=120)
+    worker.check_running()
+    assert result.lost == 0 and result.out == total, result
+    assert "Unable connect to" in during or "Unable to bootstrap" in during, during[-3000:]
+    worker.wait_ready(60)
