@@ -33,7 +33,6 @@ from registry_codecs import CodecError
 from workers import logs
 from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
-from workers.fastpath import eager_dispatch
 from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
@@ -115,7 +114,6 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
-    app.transport.Consumer = eager_dispatch(app.transport.Consumer)
 
     def assigned() -> bool:
         try:
