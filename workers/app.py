@@ -30,7 +30,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
-from workers import logs
+from workers import fastpath, logs
 from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
@@ -114,6 +114,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
+    fastpath.install(app)  # Faust's per-message dispatch without four tasks per message
 
     def assigned() -> bool:
         try:

@@ -1,0 +1,180 @@
+"""The eager per-message dispatch (workers.fastpath) does what mode's wait_first does, minus the tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
+from mode import Service
+from mode.utils.locks import Event
+
+from workers.app import create_app
+from workers.fastpath import EagerDispatch, eager_dispatch
+from workers.sample import PIPELINES
+from workers.settings import Settings
+
+
+class Plain(Service):
+    """A mode service, as Faust's consumer is one."""
+
+
+class Eager(EagerDispatch, Plain):
+    pass
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+#: Every behaviour below holds for mode's own wait_first (Plain) and the eager one alike.
+both = pytest.mark.parametrize("kind", [Plain, Eager], ids=["mode", "eager"])
+
+
+def test_a_callback_that_never_waits_completes_in_place_without_tasks() -> None:
+    async def scenario() -> tuple[Any, int]:
+        service, flow = Eager(), Event()
+        delivered: list[int] = []
+
+        async def callback(n: int) -> int:
+            delivered.append(n)
+            return n * 2
+
+        before = len(asyncio.all_tasks())
+        result = await service.wait_first(callback(21), flow.wait())
+        after = len(asyncio.all_tasks())
+        assert delivered == [21]
+        return result, after - before
+
+    result, new_tasks = run(scenario())
+    assert result.results == [42]
+    assert not result.stopped
+    assert new_tasks == 0
+
+
+@both
+def test_a_callback_that_waits_finishes_once_what_it_waits_for_is_done(kind: type[Service]) -> None:
+    async def scenario() -> list[str]:
+        service, flow = kind(), Event()
+        gate = asyncio.Event()
+        steps: list[str] = []
+
+        async def callback() -> str:
+            steps.append("start")
+            await gate.wait()
+            await asyncio.sleep(0)  # a bare yield too
+            steps.append("end")
+            return "done"
+
+        asyncio.get_running_loop().call_later(0.01, gate.set)
+        result = await service.wait_first(callback(), flow.wait())
+        assert result.results == ["done"]
+        return steps
+
+    assert run(scenario()) == ["start", "end"]
+
+
+@both
+def test_a_waiting_callback_is_abandoned_when_the_flow_is_suspended(kind: type[Service]) -> None:
+    """A rebalance (suspend_flow set) cancels a callback stuck on a full buffer, as in Faust."""
+
+    async def scenario() -> tuple[bool, list[str]]:
+        service, flow = kind(), Event()
+        never = asyncio.Event()
+        seen: list[str] = []
+
+        async def callback() -> None:
+            try:
+                await never.wait()
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        asyncio.get_running_loop().call_later(0.01, flow.set)
+        result = await service.wait_first(callback(), flow.wait())
+        await asyncio.sleep(0.01)
+        return result.results == [True] and len(result.done) == 1, seen  # the flow wait alone
+
+    only_the_flow_finished, seen = run(scenario())
+    assert only_the_flow_finished
+    assert seen == ["cancelled"]
+
+
+@both
+def test_an_error_in_the_first_step_propagates_and_leaves_no_unawaited_coroutine(kind: type[Service]) -> None:
+    async def scenario() -> None:
+        service, flow = kind(), Event()
+
+        async def callback() -> None:
+            raise ValueError("bad message")
+
+        await service.wait_first(callback(), flow.wait())
+
+    # pytest turns "coroutine ... was never awaited" warnings into errors: none may be left behind.
+    with pytest.raises(ValueError, match="bad message"):
+        run(scenario())
+
+
+@both
+def test_an_error_after_waiting_propagates(kind: type[Service]) -> None:
+    async def scenario() -> None:
+        service, flow = kind(), Event()
+
+        async def callback() -> None:
+            await asyncio.sleep(0.001)
+            raise KeyError("late")
+
+        await service.wait_first(callback(), flow.wait())
+
+    with pytest.raises(KeyError, match="late"):
+        run(scenario())
+
+
+@both
+def test_other_waits_are_modes_own(kind: type[Service]) -> None:
+    async def scenario() -> tuple[Any, Any]:
+        service = kind()
+
+        async def slow() -> str:
+            await asyncio.sleep(1)
+            return "late"
+
+        timed_out = await service.wait_first(slow(), timeout=0.01)
+        ready = Event()
+        ready.set()
+        single = await service.wait_first(ready)
+        return timed_out, single
+
+    timed_out, single = run(scenario())
+    assert timed_out.done == []  # mode reports a timeout as "stopped"
+    assert len(single.done) == 1 and not single.stopped
+
+
+@both
+def test_a_stopped_service_reports_stopped_as_mode_does(kind: type[Service]) -> None:
+    async def scenario() -> Any:
+        service, flow = kind(), Event()
+        service._stopped.set()
+
+        async def callback() -> int:
+            return 1
+
+        return await service.wait_first(callback(), flow.wait())
+
+    assert run(scenario()).stopped
+
+
+def test_the_worker_uses_it_for_fausts_kafka_consumer() -> None:
+    eager = eager_dispatch(AiokafkaConsumer)
+    assert issubclass(eager, AiokafkaConsumer)
+    assert eager.wait_first is EagerDispatch.wait_first
+    settings = Settings.from_env(
+        {
+            "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS": "b1:9092",
+            "AVROFLOW_SCHEMA_REGISTRY_URL": "http://registry:8081",
+        }
+    )
+    app = create_app(settings, PIPELINES)
+    assert issubclass(app.transport.Consumer, EagerDispatch)
+    assert issubclass(app.transport.Consumer, AiokafkaConsumer)
