@@ -114,7 +114,7 @@ class Stack:
         return {name: pid for name, pid in found.items() if pid is not None}
 
 
-def _commands(
+def commands(
     stack: Stack, variant: Variant, source: str, sink: str, group: str
 ) -> list[tuple[list[str], dict[str, str], int]]:
     """Return (argv, env, web port) per process of the variant."""
@@ -153,7 +153,7 @@ def _commands(
     return runs
 
 
-def _wait_ready(procs: list[subprocess.Popen[bytes]], ports: list[int], worker: bool, timeout: float) -> None:
+def wait_ready(procs: list[subprocess.Popen[bytes]], ports: list[int], worker: bool, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         for proc in procs:
@@ -166,6 +166,21 @@ def _wait_ready(procs: list[subprocess.Popen[bytes]], ports: list[int], worker: 
         time.sleep(0.2)
 
 
+def register_sink(stack: Stack, sink: str) -> None:
+    """Register the sample's output schema under ``<sink>-value`` (the worker encodes with its latest)."""
+    with RegistryClient(stack.registry.url) as client:
+        client.register(f"{sink}-value", OUTPUT_SCHEMA_FILE.read_text())
+
+
+def warm_up(stack: Stack, source: str, collector: kit.OutputCollector, timeout: float) -> None:
+    """Write one record per partition and wait for their outputs: every partition is assigned and hot."""
+    for p in range(PARTITIONS):
+        key = kit.WARM_PREFIX + str(p).encode()
+        kit.produce(stack.broker.bootstrap_servers, source, [(key, stack.frames[p][1])], partition=p)
+    if not collector.wait_for(kit.WARM_PREFIX, PARTITIONS, timeout):
+        raise RuntimeError("the warm-up records got no output")
+
+
 def run_variant(stack: Stack, variant: Variant, timeout: float) -> Result:
     """Run one variant end to end and return what was measured."""
     tag = uuid.uuid4().hex[:6]
@@ -173,24 +188,19 @@ def run_variant(stack: Stack, variant: Variant, timeout: float) -> Result:
     bootstrap = stack.broker.bootstrap_servers
     stack.broker.create_topics([source, sink], partitions=PARTITIONS)
     if variant.kind in ("worker", "aiokafka_transform"):
-        with RegistryClient(stack.registry.url) as client:
-            client.register(f"{sink}-value", OUTPUT_SCHEMA_FILE.read_text())
+        register_sink(stack, sink)
     result = Result(variant)
     procs: list[subprocess.Popen[bytes]] = []
     collector = kit.OutputCollector(bootstrap, sink, PARTITIONS).start()
-    runs = _commands(stack, variant, source, sink, group)
+    runs = commands(stack, variant, source, sink, group)
     ports = [port for _, _, port in runs]
     is_worker = variant.kind == "worker"
     try:
         for i, (argv, env, _) in enumerate(runs):
             with (stack.logs / f"{variant.name}-{i}.log").open("wb") as log:
                 procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=log))
-        _wait_ready(procs, ports, is_worker, timeout)
-        warm = [(kit.WARM_PREFIX + bytes([48 + p]), stack.frames[p][1]) for p in range(PARTITIONS)]
-        for p, frame in enumerate(warm):
-            kit.produce(bootstrap, source, [frame], partition=p)
-        if not collector.wait_for(kit.WARM_PREFIX, PARTITIONS, timeout):
-            raise RuntimeError("the warm-up records got no output")
+        wait_ready(procs, ports, is_worker, timeout)
+        warm_up(stack, source, collector, timeout)
         pids = {f"{variant.name}[{i}]": proc.pid for i, proc in enumerate(procs)} | stack.pids()
         cpu_before = {name: kit.cpu_seconds(pid) for name, pid in pids.items()}
         bench_before = _own_cpu()
