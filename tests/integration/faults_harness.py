@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from worker_harness import Consumed, consume, free_port
+from worker_harness import Consumed, WorkerProcess, consume, free_port
 
 from devstack.broker import _resolve_binary
 from devstack.children import preexec_for
@@ -250,3 +250,11 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def counter_once_up(worker: WorkerProcess, name: str, **labels: str) -> float:
+    """`worker.counter(...)`, or 0 while the worker's web server is not answering yet (still starting)."""
+    worker.check_running()
+    if worker.get("/metrics")[0] != 200:
+        return 0.0
+    return worker.counter(name, **labels)
