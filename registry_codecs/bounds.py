@@ -25,8 +25,10 @@ from typing import Any, Final
 from registry_codecs.errors import DecodeError
 
 #: Deepest nesting of records, arrays, maps and unions a body may use. fastavro's compiled reader
-#: crashes (C stack) at around ten thousand levels of a recursive type; real records stay far below this.
-MAX_DEPTH: Final = 100
+#: crashes (C stack) at around ten thousand levels of a recursive type (a linked list of 250 nodes uses
+#: 500: a union and a record per node); real records stay far below, and the walk stays under Python's
+#: recursion limit.
+MAX_DEPTH: Final = 500
 #: Most array items that take no bytes (``null``, empty records) one body may claim in total.
 MAX_EMPTY_ITEMS: Final = 1 << 16
 
