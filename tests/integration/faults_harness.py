@@ -1,7 +1,7 @@
 """Helpers for the fault suite: a loopback TCP proxy that can cut or stall a connection, a Tansu broker that
 advertises such a proxy, and the per-scenario tally (in, out, dead-lettered, duplicated, lost).
 
-The tally is also appended, one JSON line per scenario, to the file named by ``AVROFLOW_FAULT_REPORT``
+The tally is also appended, one JSON line per scenario, to the file named by ``FAULT_REPORT_FILE``
 when it is set; ``bench/faults.py`` runs the fault tests with it and prints the table.
 """
 
@@ -182,9 +182,9 @@ class Tally:
     lost: int
 
     def report(self) -> Tally:
-        """Print the tally and append it to ``$AVROFLOW_FAULT_REPORT`` (when set)."""
+        """Print the tally and append it to ``$FAULT_REPORT_FILE`` (when set)."""
         print(f"fault tally: {json.dumps(asdict(self))}")
-        path = os.environ.get("AVROFLOW_FAULT_REPORT")
+        path = os.environ.get("FAULT_REPORT_FILE")
         if path:
             with Path(path).open("a") as out:
                 out.write(json.dumps(asdict(self)) + "\n")
