@@ -264,6 +264,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         redirect_stdouts=False,
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
+    fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
     started = time.monotonic()
     try:
         worker.execute_from_commandline()

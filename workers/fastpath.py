@@ -12,15 +12,35 @@ queue). `EagerDispatch.wait_first` therefore runs the callback's first step at o
 unstarted. When it does wait (flow control during a rebalance, a full stream buffer, a full producer
 buffer), the rest of it runs as a task raced against the flow exactly as Faust does, so a suspended flow
 still abandons it. Every other use of ``wait_first`` (timeouts, single waits) goes to mode unchanged.
+
+`tune_gc` makes the garbage collector cheaper for a worker that allocates a handful of short-lived objects
+per message (Faust's message, event and futures; the decoded and encoded records): Python's default
+collects the youngest generation every 700 allocations and, every hundred of those, walks the whole heap,
+Faust's and the imports' long-lived objects included. Measured over 40,000 records (bench/README.md):
+about 0.4 s of collections with the defaults, 0.07 s with a 10,000-allocation threshold and the start-up
+objects frozen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any
 
 from mode.services import WaitResults
+
+#: Allocations between two collections of the youngest generation (Python's default: 700).
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Freeze the objects that exist now (imports, the app) out of the collector's reach and collect the
+    youngest generation less often. Call once, after start-up, in the worker process only."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def install(app: Any) -> None:
@@ -84,4 +104,4 @@ async def _resume(coro: Coroutine[Any, Any, Any], waiting_for: Any) -> Any:
             return done.value
 
 
-__all__ = ["EagerDispatch", "eager_dispatch", "install"]
+__all__ = ["GC_GEN0_THRESHOLD", "EagerDispatch", "eager_dispatch", "install", "tune_gc"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from mode import Service
 from mode.utils.locks import Event
 
 from workers.app import create_app
-from workers.fastpath import EagerDispatch, eager_dispatch
+from workers.fastpath import GC_GEN0_THRESHOLD, EagerDispatch, eager_dispatch, tune_gc
 from workers.sample import PIPELINES
 from workers.settings import Settings
 
@@ -178,3 +179,15 @@ def test_the_worker_uses_it_for_fausts_kafka_consumer() -> None:
     app = create_app(settings, PIPELINES)
     assert issubclass(app.transport.Consumer, EagerDispatch)
     assert issubclass(app.transport.Consumer, AiokafkaConsumer)
+
+
+def test_tune_gc_freezes_what_exists_and_collects_the_young_generation_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == GC_GEN0_THRESHOLD > before[0]
+        assert gc.get_threshold()[1:] == before[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
