@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -54,6 +55,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the Kafka client's warnings and errors through once per `window` seconds per message template.
+
+    While a broker is unreachable, aiokafka retries every 100 ms and logs each failed connect, metadata
+    update, fetch and heartbeat: over a hundred lines a second that bury everything else. The first of
+    each kind is shown at once; repeats within the window are counted, and the next line shown carries
+    ``repeated=N``.
+    """
+
+    def __init__(self, window: float = 30.0, prefix: str = "aiokafka") -> None:
+        super().__init__()
+        self._window = window
+        self._prefix = prefix
+        self._seen: dict[tuple[str, object], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, record.msg)
+        with self._lock:
+            shown_at, repeated = self._seen.get(key, (float("-inf"), 0))
+            if record.created - shown_at < self._window:
+                self._seen[key] = (shown_at, repeated + 1)
+                return False
+            self._seen[key] = (record.created, 0)
+        if repeated:
+            record.repeated = repeated
+        return True
+
+
 def logging_config(level: str, fmt: str = "logfmt") -> dict[str, Any]:
     """Return a dictConfig mapping: one stderr handler with the chosen formatter at `level`.
 
@@ -71,8 +103,10 @@ def logging_config(level: str, fmt: str = "logfmt") -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "formatter": "structured",
                 "stream": "ext://sys.stderr",
+                "filters": ["repeats"],
             }
         },
+        "filters": {"repeats": {"()": f"{RepeatFilter.__module__}.{RepeatFilter.__qualname__}"}},
         "root": {"level": level, "handlers": ["stderr"]},
         # The registry client logs every failed request; the worker logs one line when a pipeline gets
         # stuck and one when it recovers, with the error. Below DEBUG, per-request lines would repeat
@@ -88,4 +122,4 @@ def configure(level: str, fmt: str = "logfmt") -> None:
     logging.config.dictConfig(logging_config(level, fmt))
 
 
-__all__ = ["JsonFormatter", "LogfmtFormatter", "configure", "logging_config"]
+__all__ = ["JsonFormatter", "LogfmtFormatter", "RepeatFilter", "configure", "logging_config"]
