@@ -11,10 +11,10 @@ bytes turns them into an outage of the whole worker:
   level costs one byte, and fastavro's compiled reader recurses on the C stack without a limit, so ten
   thousand bytes crash the interpreter with a segmentation fault.
 
-`needs_check` tells, once per writer schema, whether it has either shape; only those bodies are walked by
-`check_body`, in pure Python, before fastavro sees them. The walk also refuses every length or count
-claiming more than the bytes left, so the error names the field that lies. Schemas without these shapes
-(the vast majority) cost nothing.
+`BodyGuard.for_schema` tells, once per writer schema, whether it has either shape; only those bodies are
+walked (`BodyGuard.check`), in pure Python, before fastavro sees them. The walk also refuses every length
+or count claiming more than the bytes left, so the error says which claim lies. Schemas without these
+shapes (the vast majority) cost nothing.
 """
 
 from __future__ import annotations
@@ -41,14 +41,37 @@ class BodyOutOfBounds(DecodeError):
     """A body claims more than it holds (a length or count past its end) or nests deeper than allowed."""
 
 
+class BodyGuard:
+    """The walk of `check_body` for one parsed writer schema, with its named types and widths worked out
+    once. `BodyGuard.for_schema` returns None for schemas that do not need it."""
+
+    def __init__(self, schema: Any) -> None:
+        self._schema = schema
+        self._named = _named_types(schema)
+        self._widths = _Widths(self._named)
+
+    @classmethod
+    def for_schema(cls, schema: Any) -> BodyGuard | None:
+        """A guard for `schema` when its bodies can exhaust memory or the stack, else None."""
+        guard = cls(schema)
+        return guard if guard.needed else None
+
+    @property
+    def needed(self) -> bool:
+        """Whether the schema has an array of items that take no bytes, or a type that contains itself."""
+        return _has_empty_array(self._schema, self._named, self._widths, set()) or _is_recursive(self._named)
+
+    def check(self, data: bytes, start: int = 0) -> None:
+        """Walk the body ``data[start:]`` without building any value. Raises as `check_body` does."""
+        _Walker(memoryview(data), start, self._named, self._widths).walk(self._schema, 0)
+
+
 def needs_check(schema: Any) -> bool:
     """Whether bodies written with the parsed `schema` can exhaust memory or the stack unbounded.
 
     True when the schema has an array whose items take no bytes, or a named type that contains itself.
     """
-    named = _named_types(schema)
-    widths = _Widths(named)
-    return _has_empty_array(schema, named, widths, set()) or _is_recursive(named)
+    return BodyGuard(schema).needed
 
 
 def check_body(schema: Any, data: bytes, start: int = 0) -> None:
@@ -58,8 +81,7 @@ def check_body(schema: Any, data: bytes, start: int = 0) -> None:
         BodyOutOfBounds: a length or count claims more than the bytes left, a union or enum index is out
             of range, the nesting is deeper than `MAX_DEPTH`, or more than `MAX_EMPTY_ITEMS` empty items.
     """
-    named = _named_types(schema)
-    _Walker(memoryview(data), start, named, _Widths(named)).walk(schema, 0)
+    BodyGuard(schema).check(data, start)
 
 
 def _named_types(schema: Any) -> dict[str, Any]:
@@ -275,4 +297,4 @@ class _Walker:
                 self.walk(item, depth)
 
 
-__all__ = ["MAX_DEPTH", "MAX_EMPTY_ITEMS", "BodyOutOfBounds", "check_body", "needs_check"]
+__all__ = ["MAX_DEPTH", "MAX_EMPTY_ITEMS", "BodyGuard", "BodyOutOfBounds", "check_body", "needs_check"]

@@ -28,7 +28,7 @@ from registry_codecs.avro import (
     read_plan,
     shape_key,
 )
-from registry_codecs.bounds import check_body, needs_check
+from registry_codecs.bounds import BodyGuard
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -213,7 +213,7 @@ class AvroDeserializer:
         self._plans: dict[int, ReadPlan] = {}
         # Writer schemas whose bodies could exhaust memory or the stack (registry_codecs.bounds): walked
         # before fastavro reads them. Usually empty, so the common path pays one truth test.
-        self._guarded: set[int] = set()
+        self._guarded: dict[int, BodyGuard] = {}
 
     def decode(self, data: bytes) -> Any:
         """Return the record in a frame.
@@ -241,7 +241,7 @@ class AvroDeserializer:
         buffer.seek(HEADER_SIZE)
         try:
             if self._guarded and schema_id in self._guarded:
-                check_body(plan.writer, data, HEADER_SIZE)
+                self._guarded[schema_id].check(data, HEADER_SIZE)
             record = schemaless_reader(buffer, plan.writer, plan.reader)
             if plan.project is not None:
                 record = plan.project(record)
@@ -260,8 +260,9 @@ class AvroDeserializer:
         except CodecError as exc:
             self._count(exc)
             raise
-        if needs_check(writer):
-            self._guarded.add(schema_id)
+        guard = BodyGuard.for_schema(writer)
+        if guard is not None:
+            self._guarded[schema_id] = guard
         self._plans[schema_id] = plan
         return plan
 
