@@ -160,17 +160,35 @@ def peak_rss_mb(pid: int) -> float:
 
 def metric_sum(port: int, name: str, **labels: str) -> float:
     """Sum of the samples of `name` (with these labels) on http://127.0.0.1:port/metrics; nan if it fails."""
+    by_label = metric_by(port, name, "", **labels)
+    return sum(by_label.values()) if by_label is not None else float("nan")
+
+
+def metric_by(port: int, name: str, label: str, **labels: str) -> dict[str, float] | None:
+    """The samples of `name` (with these labels) summed per value of `label`; None if /metrics fails."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=HTTP_TIMEOUT) as answer:
             body = answer.read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return float("nan")
-    total = 0.0
+        return None
+    totals: dict[str, float] = {}
     for family in text_string_to_metric_families(body):
         for sample in family.samples:
             if sample.name == name and labels.items() <= sample.labels.items():
-                total += sample.value
-    return total
+                key = sample.labels.get(label, "")
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def registry_requests(ports: list[int]) -> dict[str, float]:
+    """The workers' registry requests so far, per endpoint (``config`` is the readiness ping)."""
+    totals: dict[str, float] = {}
+    for port in ports:
+        for endpoint, value in (
+            metric_by(port, "avroflow_registry_requests_total", "endpoint") or {}
+        ).items():
+            totals[endpoint] = totals.get(endpoint, 0.0) + value
+    return totals
 
 
 def http_status(port: int, path: str) -> int:

@@ -47,7 +47,7 @@ PARTITIONS = 4
 SESSION_TIMEOUT = 3.0  # Tansu holds a new group's first assignment for half of it
 #: The worker's recommended settings (workers/README.md); everything else is the worker's default.
 RECOMMENDED = {
-    "AVROFLOW_BATCH_SIZE": "1000",
+    "AVROFLOW_BATCH_SIZE": "2000",  # the stream buffer follows: max(4096, 2 x batch)
     "AVROFLOW_KAFKA_PRODUCER_LINGER_SECONDS": "0.005",
     "AVROFLOW_KAFKA_PRODUCER_MAX_BATCH_SIZE": str(1024 * 1024),
 }
@@ -83,6 +83,7 @@ class Result:
     peak_rss_mb: float = float("nan")
     cpu: dict[str, float] = field(default_factory=dict)
     registry_requests: float = float("nan")
+    registry_endpoints: dict[str, float] = field(default_factory=dict)
     dead_lettered: float = float("nan")
     produce_seconds: float = float("nan")
     note: str = ""
@@ -204,17 +205,17 @@ def run_variant(stack: Stack, variant: Variant, timeout: float) -> Result:
         pids = {f"{variant.name}[{i}]": proc.pid for i, proc in enumerate(procs)} | stack.pids()
         cpu_before = {name: kit.cpu_seconds(pid) for name, pid in pids.items()}
         bench_before = _own_cpu()
-        requests_before = (
-            sum(kit.metric_sum(p, "avroflow_registry_requests_total") for p in ports) if is_worker else 0.0
-        )
+        requests_before = kit.registry_requests(ports) if is_worker else {}
         result.produce_seconds = kit.produce(bootstrap, source, stack.frames)
         complete = collector.wait_for(b"k", len(stack.frames), timeout)
         result.cpu = {name: kit.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         result.cpu["bench (producer, collector)"] = _own_cpu() - bench_before
         result.peak_rss_mb = max(kit.peak_rss_mb(proc.pid) for proc in procs)
         if is_worker:
-            after = sum(kit.metric_sum(p, "avroflow_registry_requests_total") for p in ports)
-            result.registry_requests = after - requests_before
+            after = kit.registry_requests(ports)
+            during = {k: v - requests_before.get(k, 0.0) for k, v in after.items()}
+            result.registry_requests = sum(during.values())
+            result.registry_endpoints = {k: v for k, v in during.items() if v}
             result.dead_lettered = sum(
                 kit.metric_sum(p, "avroflow_records_dead_lettered_total") for p in ports
             )
@@ -289,6 +290,9 @@ def print_table(results: list[Result], records: int) -> None:
             f"  {r.variant.name}: {cpu} (over {_fmt(r.seconds, '.2f')} s of outputs,"
             f" input written in {_fmt(r.produce_seconds, '.2f')} s)"
         )
+        if r.registry_endpoints:
+            asked = ", ".join(f"{name} {count:.0f}" for name, count in sorted(r.registry_endpoints.items()))
+            print(f"    registry requests during the run, per endpoint (config = readiness ping): {asked}")
         if r.note:
             print(f"    note: {r.note}")
 
@@ -311,6 +315,10 @@ def summary(results: list[Result]) -> dict[str, Any]:
     workers = [r for r in results if r.variant.kind == "worker"]
     line["worker_peak_rss_mb"] = round(max((r.peak_rss_mb for r in workers), default=float("nan")), 1)
     line["worker_registry_requests_during_runs"] = sum(r.registry_requests for r in workers)
+    # Schema lookups (anything but the readiness ping): what a per-record registry call would show up as.
+    line["worker_schema_lookups_during_runs"] = sum(
+        count for r in workers for endpoint, count in r.registry_endpoints.items() if endpoint != "config"
+    )
     line["lost"] = sum(r.missing for r in results)
     line["wrong_content"] = sum("wrong content" in r.note for r in results)
     return line
