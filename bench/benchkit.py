@@ -150,6 +150,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS, idle / TICKS
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident memory of `pid` (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
