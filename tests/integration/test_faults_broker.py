@@ -4,6 +4,7 @@ says so, and carries on when the broker is back; no input is lost and the proces
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -96,7 +97,9 @@ def test_broker_cut_off_mid_run_then_back_nothing_lost(
 
     broker.proxy.cut()  # mid-stream: batches in flight, sends unacknowledged, commits pending
     cut_at = len(worker.log())
-    time.sleep(12)  # longer than the session timeout (1.5 s): the group falls apart too
+    # Longer than the session timeout (1.5 s): the group falls apart too. FAULT_BROKER_CUT_SECONDS makes it
+    # longer than the producer's request timeout (30 s) for a one-off run.
+    time.sleep(float(os.environ.get("FAULT_BROKER_CUT_SECONDS", "12")))
     worker.check_running()
     during = worker.log()[cut_at:]
     broker.proxy.restore()
