@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench clean
+.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench bench-worker bench-faults soak clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -46,8 +46,17 @@ check: lint typecheck test ## Everything CI cares about plus lint and types
 stack: $(STAMP) ## Start the local broker and registry until Ctrl-C
 	$(BIN)/python -m devstack up
 
-bench: $(STAMP) ## Run the benchmarks (prints ratios; never pass/fail on time)
+bench: $(STAMP) ## Codec benchmark: ratios to raw fastavro and confluent-kafka (about 10 s)
 	$(BIN)/python bench/codec.py
+
+bench-worker: $(STAMP) ## Worker throughput vs a bare Faust agent and aiokafka loops, scaling, peak RSS (minutes)
+	$(BIN)/python bench/worker.py
+
+bench-faults: $(STAMP) ## The fault suite's report: records in, out, dead-lettered, duplicated, lost per scenario
+	$(BIN)/python bench/faults.py
+
+soak: $(STAMP) ## One million records through the worker: memory, caches, throughput over time (minutes)
+	$(BIN)/python bench/soak.py
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
