@@ -39,7 +39,8 @@ from prometheus_client import CollectorRegistry
 
 from registry_codecs import AvroDeserializer, AvroSerializer, CodecMetrics, RegistryClient
 from registry_codecs.faust_codec import ConfluentAvroCodec
-from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.memory import InMemorySchemaLookup
+from registry_codecs.schemas import SchemaLookup
 
 SUBJECT = "bench-events-value"
 ADDRESS = {
@@ -117,36 +118,11 @@ def make_records(n: int) -> list[dict[str, Any]]:
     ]
 
 
-class MemoryLookup:
-    """A SchemaLookup without a registry process (``--in-memory``)."""
-
-    def __init__(self) -> None:
-        self._schemas: dict[int, RegisteredSchema] = {}
-        self._latest: dict[str, RegisteredSchema] = {}
-
-    def get_schema(self, schema_id: int) -> RegisteredSchema:
-        return self._schemas[schema_id]
-
-    def get_latest(self, subject: str) -> RegisteredSchema:
-        return self._latest[subject]
-
-    def register(
-        self,
-        subject: str,
-        schema_str: str,
-        schema_type: str = "AVRO",
-        references: tuple[SchemaReference, ...] = (),
-    ) -> int:
-        registered = RegisteredSchema(len(self._schemas) + 1, schema_str, subject=subject)
-        self._schemas[registered.schema_id] = self._latest[subject] = registered
-        return registered.schema_id
-
-
 @contextmanager
 def schema_lookup(in_memory: bool, metrics: CodecMetrics) -> Iterator[tuple[SchemaLookup, str]]:
     """Yield a lookup (the real client on a real local registry unless `in_memory`) and its description."""
     if in_memory:
-        yield MemoryLookup(), "in-memory lookup"
+        yield InMemorySchemaLookup(), "in-memory lookup"
         return
     from devstack.registry.process import RegistryProcess
 

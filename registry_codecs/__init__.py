@@ -26,6 +26,7 @@ from registry_codecs.errors import (
     VersionNotFound,
 )
 from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of, unframe
+from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
@@ -57,6 +58,7 @@ __all__ = [
     "ConfluentAvroCodec",
     "DecodeError",
     "FramingError",
+    "InMemorySchemaLookup",
     "IncompatibleSchema",
     "InvalidSchema",
     "RecordDoesNotFitSchema",

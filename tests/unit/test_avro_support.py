@@ -1,4 +1,4 @@
-"""Shared test material for the codec tests: an in-memory SchemaLookup and a 17-field sample schema.
+"""Shared test material for the codec tests: a call-counting in-memory lookup and a 17-field sample schema.
 
 No tests live here; the module is named test_* only so that it falls under the codec tests' file names.
 """
@@ -11,7 +11,8 @@ import json
 import uuid
 from typing import Any
 
-from registry_codecs.errors import RegistryUnavailable, SchemaNotFound, SubjectNotFound
+from registry_codecs.errors import RegistryUnavailable
+from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.schemas import RegisteredSchema, SchemaReference
 
 ADDRESS = {
@@ -91,34 +92,13 @@ def sample_event(**overrides: Any) -> dict[str, Any]:
     return record
 
 
-class MemoryRegistry:
-    """An in-memory SchemaLookup that counts calls, like a registry with a perfect cache would not."""
+class MemoryRegistry(InMemorySchemaLookup):
+    """The library's in-memory lookup, counting calls and able to play a registry that is down."""
 
     def __init__(self, first_id: int = 1) -> None:
-        self._next_id = first_id
-        self._by_id: dict[int, RegisteredSchema] = {}
-        self._ids_by_text: dict[str, int] = {}
-        self._subjects: dict[str, list[int]] = {}
+        super().__init__(first_id)
         self.calls: dict[str, int] = {"get_schema": 0, "get_latest": 0, "register": 0}
         self.unavailable = False
-
-    def add(
-        self, subject: str, schema: str | dict[str, Any], references: tuple[tuple[str, str], ...] = ()
-    ) -> int:
-        """Register without counting a call; returns the id."""
-        text = schema if isinstance(schema, str) else json.dumps(schema)
-        schema_id = self._ids_by_text.get(text)
-        if schema_id is None:
-            schema_id, self._next_id = self._next_id, self._next_id + 1
-            refs = tuple(SchemaReference(name, name, 1) for name, _ in references)
-            self._by_id[schema_id] = RegisteredSchema(
-                schema_id, text, references=refs, resolved_references=references
-            )
-            self._ids_by_text[text] = schema_id
-        versions = self._subjects.setdefault(subject, [])
-        if schema_id not in versions:
-            versions.append(schema_id)
-        return schema_id
 
     def _check(self, method: str) -> None:
         self.calls[method] += 1
@@ -127,25 +107,11 @@ class MemoryRegistry:
 
     def get_schema(self, schema_id: int) -> RegisteredSchema:
         self._check("get_schema")
-        try:
-            return self._by_id[schema_id]
-        except KeyError:
-            raise SchemaNotFound(f"schema {schema_id} not found", status_code=404, error_code=40403) from None
+        return super().get_schema(schema_id)
 
     def get_latest(self, subject: str) -> RegisteredSchema:
         self._check("get_latest")
-        if subject not in self._subjects:
-            raise SubjectNotFound(f"subject {subject!r} not found", status_code=404, error_code=40401)
-        versions = self._subjects[subject]
-        latest = self._by_id[versions[-1]]
-        return RegisteredSchema(
-            latest.schema_id,
-            latest.schema_str,
-            references=latest.references,
-            resolved_references=latest.resolved_references,
-            subject=subject,
-            version=len(versions),
-        )
+        return super().get_latest(subject)
 
     def register(
         self,
@@ -155,7 +121,7 @@ class MemoryRegistry:
         references: tuple[SchemaReference, ...] = (),
     ) -> int:
         self._check("register")
-        return self.add(subject, schema_str)
+        return super().register(subject, schema_str, schema_type, references)
 
 
 def event_records() -> Any:
