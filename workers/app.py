@@ -4,8 +4,7 @@ Source topics are consumed as raw bytes (``raw`` key and value serializers) and 
 by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
 Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent reads batches
 with `Stream.take_events` and acks a batch only after its outputs and dead letters are acknowledged by
-the broker (the next batch's codec work runs meanwhile; batches are acked in order); Faust commits acked
-offsets periodically and on shutdown.
+the broker; Faust commits acked offsets periodically and on shutdown.
 
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
@@ -34,7 +33,7 @@ from registry_codecs import CodecError
 from workers import fastpath, logs
 from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
-from workers.delivery import Backoff, pipelined
+from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, build_runtime, preflight, registry_client
@@ -177,8 +176,8 @@ def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _
     async def run_pipeline(stream: Any) -> None:
         await declared.ensure()
         try:
-            # The next batch's codec work overlaps the previous one's wait for the broker.
-            await pipelined(stream.take_events(batch, within=within), runner.prepare, runner.complete)
+            async for events in stream.take_events(batch, within=within):
+                await runner.handle(events)
         except Exception as exc:
             # A bug, not a record problem (those are dead-lettered): stop the worker rather than run
             # on with a batch whose offsets can never be committed.

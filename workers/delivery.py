@@ -3,16 +3,14 @@
 `Send` is one record for the producer; `Outcome` is what became of one input. `claim` and `release` take
 the acking of a batch away from Faust and give it back only once its results are durable. `sort_failure`
 tells a send the broker will never take (too large) from one worth retrying, and `Backoff` spaces retries.
-`pipelined` overlaps one batch's delivery with the next batch's preparation, keeping acks in order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
@@ -21,9 +19,6 @@ DROPPED: Final = "dropped"
 DEAD: Final = "dead_lettered"
 
 Headers = list[tuple[str, bytes]]
-
-_In = TypeVar("_In")
-_Prepared = TypeVar("_Prepared")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,48 +97,6 @@ def sort_failure(
     return exc
 
 
-async def pipelined(
-    batches: AsyncIterable[_In],
-    prepare: Callable[[_In], Awaitable[_Prepared]],
-    complete: Callable[[_Prepared], Awaitable[None]],
-) -> None:
-    """Prepare each batch as it comes, complete them one at a time and in order, overlapping the two.
-
-    While batch n completes (its sends wait for the broker's acknowledgements, then its offsets are
-    acked), batch n+1 is read and prepared; batch n+1 starts completing only after batch n has, so
-    offsets are still acked in order and a batch held back by a transient failure holds back every
-    later one. At most one batch completes while one is prepared. An error completing a batch is
-    raised here at once (not only when the next batch arrives); when this returns or raises, no
-    completion is left running.
-    """
-    this_task = asyncio.current_task()
-    failed: list[BaseException] = []
-
-    def stop_on_error(task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None and this_task is not None:
-            failed.append(task.exception())  # type: ignore[arg-type]
-            this_task.cancel()
-
-    completing: asyncio.Future[None] | None = None
-    try:
-        async for batch in batches:
-            prepared = await prepare(batch)
-            if completing is not None:
-                await completing
-            completing = asyncio.ensure_future(complete(prepared))
-            completing.add_done_callback(stop_on_error)
-        if completing is not None:
-            await completing
-    except asyncio.CancelledError:
-        if failed:
-            raise failed[0] from None
-        raise
-    finally:
-        if completing is not None:
-            completing.remove_done_callback(stop_on_error)
-            completing.cancel()  # a no-op when done; otherwise shutdown: the batch is never acked
-
-
 __all__ = [
     "DEAD",
     "DROPPED",
@@ -154,7 +107,6 @@ __all__ = [
     "Send",
     "SendFn",
     "claim",
-    "pipelined",
     "release",
     "sort_failure",
 ]

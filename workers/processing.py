@@ -16,11 +16,8 @@ Failures are sorted by what retrying can do:
   until shutdown, without moving past the failed input. The pipeline is reported stuck meanwhile, and one
   log line marks the start and one the end of each outage.
 
-A batch goes through `prepare` (claim, codec and transform work) and `complete` (send, wait for the
-broker's acknowledgements, ack); the agent overlaps one batch's `complete` with the next one's `prepare`
-(`delivery.pipelined`), completing batches one at a time and in order. `complete` (and `handle`, both
-steps at once) returns only after every output and dead letter of the batch is acknowledged by the
-broker, and acks the batch's offsets only then, so Faust never commits past an input whose result is not
+`handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
+agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
 durable. The runner acks the batch itself (`claim`, `release`): if `handle` is interrupted (shutdown,
 crash), the batch is never acked, so a restart reprocesses it.
 """
@@ -31,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from registry_codecs import (
@@ -72,16 +68,6 @@ log = logging.getLogger("avroflow.processing")
 #: comes from the sink (or its key) subject: someone deleted the subject the worker writes with.
 TRANSIENT: Final = (RegistryUnavailable, RegistryAuthError, SubjectNotFound)
 BROKER_SEND_FAILED: Final = "broker_send_failed"
-_COMPUTE: Final = "compute"
-_DELIVER: Final = "deliver"
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """A claimed batch of input messages and the outcome of each, ready to be delivered."""
-
-    messages: Sequence[Any]
-    outcomes: list[Outcome]
 
 
 class PipelineRunner:
@@ -138,9 +124,6 @@ class PipelineRunner:
         self._stuck_gauge = metrics.pipeline_stuck.labels(name)
         self._stuck_since: float | None = None
         self._retries_this_outage = 0
-        #: The phases (`_COMPUTE`, `_DELIVER`) retrying a transient failure now: one batch may be in
-        #: each at once, and the pipeline has recovered only when neither is.
-        self._failing: set[str] = set()
 
     def use_key_subject(self) -> None:
         """Re-encode Avro keys with the latest schema of the sink's key subject (it exists)."""
@@ -166,27 +149,13 @@ class PipelineRunner:
         Raises:
             asyncio.CancelledError: shutdown; the batch is not acked (it will be read again).
         """
-        await self.complete(await self.prepare(events))
-
-    async def prepare(self, events: Sequence[Any]) -> Batch:
-        """Claim a batch of raw Faust events and compute every outcome (codec and transform work).
-
-        The agent prepares the next batch while the previous one `complete`s (`delivery.pipelined`).
-        """
         messages = [event.message for event in events]
         claim(messages)
         self._in.inc(len(messages))
-        return Batch(messages, await self._compute_all(messages))
-
-    async def complete(self, batch: Batch) -> None:
-        """Send a prepared batch's results, wait for the broker's acknowledgements, then ack its inputs.
-
-        Raises:
-            asyncio.CancelledError: shutdown; the batch is not acked (it will be read again).
-        """
-        await self._deliver(batch.messages, batch.outcomes)
-        release(batch.messages, self._ack)
-        self._count(batch.outcomes)
+        outcomes = await self._compute_all(messages)
+        await self._deliver(messages, outcomes)
+        release(messages, self._ack)
+        self._count(outcomes)
         self._recovered()
 
     async def _compute_all(self, messages: Sequence[Any]) -> list[Outcome]:
@@ -195,9 +164,8 @@ class PipelineRunner:
         while True:
             error = await asyncio.to_thread(self.compute, messages, outcomes)
             if error is None:
-                self._failing.discard(_COMPUTE)
                 return outcomes
-            await self._wait_after(error, attempt, _COMPUTE)
+            await self._wait_after(error, attempt)
             attempt += 1
 
     async def _deliver(self, messages: Sequence[Any], outcomes: list[Outcome]) -> None:
@@ -215,9 +183,8 @@ class PipelineRunner:
                     outcomes[send.origin] = dead
                     sends += dead.sends
             if error is not None:
-                await self._wait_after(error, attempt, _DELIVER)
+                await self._wait_after(error, attempt)
                 attempt += 1
-        self._failing.discard(_DELIVER)
 
     async def _send_all(
         self, sends: list[Send]
@@ -242,8 +209,7 @@ class PipelineRunner:
                 error = sort_failure(send, exc, failed, refused) or error
         return failed, error, refused
 
-    async def _wait_after(self, error: BaseException, attempt: int, phase: str) -> None:
-        self._failing.add(phase)
+    async def _wait_after(self, error: BaseException, attempt: int) -> None:
         reason = error.reason if isinstance(error, CodecError) else BROKER_SEND_FAILED
         self._retries.labels(self.pipeline.name, reason).inc()
         self._retries_this_outage += 1
@@ -262,8 +228,7 @@ class PipelineRunner:
         await asyncio.sleep(self._backoff.delay(attempt))
 
     def _recovered(self) -> None:
-        # The next batch's codec work may still be waiting on the registry while this one completed.
-        if self._stuck_since is None or self._failing:
+        if self._stuck_since is None:
             return
         log.warning(
             "pipeline recovered",
@@ -392,7 +357,6 @@ __all__ = [
     "OUT",
     "TRANSIENT",
     "Backoff",
-    "Batch",
     "Outcome",
     "PipelineRunner",
     "Send",

@@ -354,27 +354,3 @@ def test_an_output_the_broker_refuses_as_too_large_dead_letters_its_input(
     assert counter(collector, "avroflow_records_dead_lettered_total", reason="output_too_large") == 1
     assert counter(collector, "avroflow_records_out_total") == 1
     assert not runner.stuck
-
-
-def test_a_pipeline_stays_stuck_while_the_next_batch_waits_though_the_previous_one_completed(
-    runner: PipelineRunner, registry: MemoryRegistry, readiness: Readiness
-) -> None:
-    producer, acked = Producer(), []
-    runner.bind(producer.send, acked.append)
-    first, second = Message(order(1), offset=0), Message(frame(2, b""), offset=1)  # a new writer id
-
-    async def scenario() -> None:
-        prepared = await runner.prepare([Event(first)])
-        registry.down = True
-        stuck = watch_stuck(readiness)
-        preparing = asyncio.create_task(runner.prepare([Event(second)]))  # overlaps the first's delivery
-        await stuck.wait()
-        await runner.complete(prepared)
-        assert acked == [first]
-        assert runner.stuck and "orders" in readiness.stuck  # the second batch still waits on the registry
-        registry.down = False
-        await runner.complete(await preparing)
-
-    asyncio.run(scenario())
-    assert acked == [first, second]
-    assert not runner.stuck and not readiness.stuck
