@@ -21,14 +21,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the admin package re-exports it without declaring so
 
-from devstack.children import preexec_for
+from devstack.children import ChildService, preexec_for
 
 __all__ = ["BrokerError", "BrokerStartError", "TansuBroker", "free_port"]
 
@@ -77,7 +76,7 @@ def _resolve_binary() -> str:
         raise BrokerStartError(f"no Tansu binary: {exc}") from exc
 
 
-class TansuBroker:
+class TansuBroker(ChildService):
     """A Tansu broker in a child process, listening on loopback with in-memory storage.
 
     Args:
@@ -176,18 +175,6 @@ class TansuBroker:
         """Terminate the broker (SIGINT, then SIGKILL after a grace period) and wait. Safe to call twice."""
         with self._lock:
             self._stop_locked()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def log_tail(self, chars: int = _LOG_TAIL_CHARS) -> str:
         """The last `chars` characters of the broker's log, without terminal colour codes."""

@@ -1,7 +1,9 @@
 """Child-process hygiene shared by the local broker and registry helpers.
 
-A test run that is SIGKILLed never reaches its finalizers, so the kernel is asked to end the children
-instead: on Linux, `PR_SET_PDEATHSIG` delivers SIGKILL to a child when the thread that spawned it exits.
+`ChildService` gives each helper (and `LocalStack`) the context-manager protocol over its `start()`
+and `stop()`. A test run that is SIGKILLed never reaches its finalizers, so the kernel is asked to end
+the children instead: on Linux, `PR_SET_PDEATHSIG` delivers SIGKILL to a child when the thread that
+spawned it exits.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import ctypes
 import signal
 import sys
 from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -31,4 +35,28 @@ def preexec_for(die_with_parent: bool) -> Callable[[], None] | None:
     return None
 
 
-__all__ = ["preexec_for"]
+class ChildService:
+    """Base of the helpers that run something in a child process: ``with`` starts it and always stops it."""
+
+    def start(self) -> None:
+        """Start the child and wait until it serves."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the child; safe to call twice."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+__all__ = ["ChildService", "preexec_for"]

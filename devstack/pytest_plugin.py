@@ -13,10 +13,12 @@ import atexit
 import re
 import uuid
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
 from devstack.broker import TansuBroker
+from devstack.children import ChildService
 from devstack.registry import RegistryProcess
 
 __all__ = [
@@ -32,17 +34,24 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9-]+")
 _NAME_STEM_CHARS = 40
 
 
+_Service = TypeVar("_Service", bound=ChildService)
+
+
+def _serve(service: _Service) -> Iterator[_Service]:
+    """Run `service` for the fixture's lifetime; `atexit` stops it too if pytest dies before teardown."""
+    atexit.register(service.stop)
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        atexit.unregister(service.stop)
+
+
 @pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[TansuBroker]:
     """A running Tansu broker for the whole session (started on first use)."""
-    broker = TansuBroker()
-    atexit.register(broker.stop)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-        atexit.unregister(broker.stop)
+    yield from _serve(TansuBroker())
 
 
 @pytest.fixture(scope="session")
@@ -54,14 +63,7 @@ def bootstrap_servers(tansu_broker: TansuBroker) -> str:
 @pytest.fixture(scope="session")
 def registry_process() -> Iterator[RegistryProcess]:
     """A running local schema registry (in memory) for the whole session (started on first use)."""
-    registry = RegistryProcess()
-    atexit.register(registry.stop)
-    registry.start()
-    try:
-        yield registry
-    finally:
-        registry.stop()
-        atexit.unregister(registry.stop)
+    yield from _serve(RegistryProcess())
 
 
 @pytest.fixture(scope="session")

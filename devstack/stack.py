@@ -8,16 +8,15 @@ there; Tansu itself stores topics in memory only, so messages do not survive a r
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from devstack.broker import TansuBroker
+from devstack.children import ChildService
 from devstack.registry import RegistryProcess
 
 __all__ = ["LocalStack"]
 
 
-class LocalStack:
+class LocalStack(ChildService):
     """A broker and a schema registry on loopback, as one context manager.
 
     Args:
@@ -87,15 +86,3 @@ class LocalStack:
             self.registry.stop()
         finally:
             self.broker.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -21,10 +21,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
-from devstack.children import preexec_for
+from devstack.children import ChildService, preexec_for
 
 __all__ = ["RegistryProcess", "RegistryStartError"]
 
@@ -37,7 +36,7 @@ class RegistryStartError(RuntimeError):
     """The registry subprocess died or did not answer in time; the message carries its stderr tail."""
 
 
-class RegistryProcess:
+class RegistryProcess(ChildService):
     """A local Confluent-compatible schema registry running in a child process.
 
     Args:
@@ -148,18 +147,6 @@ class RegistryProcess:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stderr_tail(self, max_chars: int = _STDERR_TAIL_CHARS) -> str:
         """The end of what the child wrote to stderr (its log; used in error messages)."""
