@@ -19,6 +19,7 @@ from worker_harness import (
     create_topics,
     free_port,
     register,
+    restartable_registry,
     wait_for,
     worker_env,
 )
@@ -48,10 +49,7 @@ def test_outage_longer_than_the_retry_budget_cached_schemas_keep_flowing(
 ) -> None:
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     create_topics(bootstrap_servers, [source, sink])
-    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
-    registry.start()
-    stack.callback(registry.stop)
-    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
     v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
     cached = [v1.encode(order(i)) for i in range(60)]

@@ -23,11 +23,10 @@ from worker_harness import (
     create_topics,
     free_port,
     register,
+    restartable_registry,
     wait_for,
     worker_env,
 )
-
-from devstack.registry.process import RegistryProcess
 
 pytestmark = pytest.mark.integration
 
@@ -79,10 +78,7 @@ def test_registry_outage_mid_stream_holds_records_back_and_loses_none(
     bootstrap_servers: str, unique_name: str, topics: tuple[str, str], tmp_path: Path, stack: ExitStack
 ) -> None:
     source, sink = topics
-    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
-    registry.start()
-    stack.callback(registry.stop)
-    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
     v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
     for i in range(20):
@@ -213,10 +209,7 @@ def test_sigterm_while_stuck_exits_zero_and_commits_nothing_it_did_not_finish(
     bootstrap_servers: str, unique_name: str, topics: tuple[str, str], tmp_path: Path, stack: ExitStack
 ) -> None:
     source, sink = topics
-    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
-    registry.start()
-    stack.callback(registry.stop)
-    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
     v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
     for i in range(10):

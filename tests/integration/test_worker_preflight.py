@@ -17,6 +17,7 @@ from worker_harness import (
     free_port,
     latest_id,
     register,
+    restartable_registry,
     wait_for,
     worker_env,
 )
@@ -101,10 +102,7 @@ def test_an_unreachable_registry_is_waited_for_then_the_worker_starts(
 ) -> None:
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     create_topics(bootstrap_servers, [source, sink])
-    registry = RegistryProcess(port=free_port(), data_dir=tmp_path / "registry")
-    registry.start()
-    stack.callback(registry.stop)
-    register(registry.url, f"{sink}-value", OUTPUT_SCHEMA)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     registry.stop()
 
     worker = run(

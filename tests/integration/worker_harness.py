@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.broker import free_port
+from devstack.registry import RegistryProcess
 from registry_codecs import RegistryClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +42,12 @@ PIPELINES_SPEC = "tests.pipelines_for_tests:PIPELINES"
 HTTP_TIMEOUT = 5.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def restartable_registry(tmp_path: Path, stack: ExitStack, sink: str, output_schema: str) -> RegistryProcess:
+    """A registry of the test's own, with `output_schema` under ``<sink>-value``, that keeps its port and
+    data across ``stop()``/``start()`` (for outage tests); stopped when `stack` closes."""
+    registry = stack.enter_context(RegistryProcess(port=free_port(), data_dir=tmp_path / "registry"))
+    register(registry.url, f"{sink}-value", output_schema)
+    return registry
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
