@@ -17,14 +17,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from workers.sample import SCHEMAS_DIR
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
-
-_DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 _EPILOG = """\
 environment:
@@ -65,8 +65,9 @@ def _add_schemas(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         action.add_argument(
             "--dir",
             type=Path,
-            default=_DEFAULT_SCHEMAS_DIR,
-            help="folder holding subjects.json and the .avsc files (default: the project's schemas/)",
+            default=SCHEMAS_DIR,
+            help="folder holding subjects.json and the .avsc files (default: the sample pipeline's, "
+            "installed with the package)",
         )
         action.set_defaults(handler=_lazy("workers.cli_schemas", f"cmd_{name}"))
 

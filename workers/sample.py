@@ -13,6 +13,7 @@ never dead-lettered). Keys are the user id as plain UTF-8 bytes and are carried 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,36 @@ from typing import Any
 
 from workers.pipeline import Pipeline
 
-#: The repository's schemas/ folder (the project is installed editable; see schemas/README.md).
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+#: The data-only package pyproject.toml installs from the repository's top-level schemas/ folder.
+SCHEMAS_PACKAGE = "avroflow_schemas"
+
+
+def installed_schemas_dir(package: str = SCHEMAS_PACKAGE) -> Path:
+    """Return the folder holding the sample pipeline's .avsc files and subjects.json.
+
+    The package has no ``__init__.py`` (schemas/ holds only data), so it imports as a namespace package
+    whose search locations name the folder: the repository's schemas/ for an editable install, the
+    installed copy in site-packages for a wheel. `importlib.resources.files` is not used because on
+    Python 3.11 it fails on an editable install's namespace path, which also holds setuptools' path-hook
+    placeholder (not a directory); such entries are skipped here. A checkout that is importable without
+    being installed falls back to its own schemas/ folder.
+
+    Args:
+        package: the package name to look up.
+
+    Returns:
+        The first existing folder of the package, else the checkout's schemas/ (which may not exist).
+    """
+    spec = importlib.util.find_spec(package)
+    locations = spec.submodule_search_locations if spec is not None else None
+    for location in locations or ():
+        if Path(location).is_dir():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+#: Where the sample's schemas are, for editable and wheel installs alike (see schemas/README.md).
+SCHEMAS_DIR = installed_schemas_dir()
 INPUT_SCHEMA_FILE = SCHEMAS_DIR / "avroflow.events.AppEvent.avsc"
 INPUT_SCHEMA_V1_FILE = SCHEMAS_DIR / "versions" / "avroflow.events.AppEvent.v1.avsc"
 OUTPUT_SCHEMA_FILE = SCHEMAS_DIR / "avroflow.events.EnrichedAppEvent.avsc"
@@ -111,7 +140,9 @@ __all__ = [
     "OUTPUT_SCHEMA_FILE",
     "PIPELINES",
     "SCHEMAS_DIR",
+    "SCHEMAS_PACKAGE",
     "SINK_TOPIC",
     "SOURCE_TOPIC",
     "enrich",
+    "installed_schemas_dir",
 ]

@@ -76,7 +76,9 @@ def test_the_image_is_built_in_two_stages_on_python_3_11_slim() -> None:
 
 def test_the_image_copies_every_package_the_project_installs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    setuptools = pyproject["tool"]["setuptools"]
+    tops = {name.split(".")[0] for name in setuptools["packages"]}
+    packages = {setuptools.get("package-dir", {}).get(top, top) for top in tops}  # avroflow_schemas: schemas/
     copied = {src for c in _instructions("COPY") if not c.startswith("--from") for src in c.split()[:-1]}
     assert packages | {"pyproject.toml", "README.md", "schemas"} <= copied
     ignored = set((ROOT / ".dockerignore").read_text().split())
