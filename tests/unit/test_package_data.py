@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,3 +137,13 @@ def test_a_wheel_install_finds_the_sample_and_cli_schemas(installed: Path, tmp_p
         for subject, path, parsed in seen["manifest"]
     ]
     assert listed == [(entry["subject"], entry["file"], True) for entry in expected]
+
+
+def test_the_image_installs_the_project_as_a_wheel_would() -> None:
+    # The tests above prove a plain install finds the schemas; the image relies on that and carries no
+    # source tree, so an editable install there would point at code that is not in the runtime stage.
+    dockerfile = re.sub(r"\\\n\s*", " ", (ROOT / "deploy" / "Dockerfile").read_text())
+    installs = re.findall(r"pip install (?!--upgrade)(.*?)(?: &&|$)", dockerfile, re.MULTILINE)
+    assert [args.strip() for args in installs] == ["."]
+    from_builder = re.findall(r"^COPY --from=builder (\S+) ", dockerfile, re.MULTILINE)
+    assert set(from_builder) == {"/opt/venv", "/app/schemas"}
