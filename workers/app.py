@@ -2,9 +2,10 @@
 
 Source topics are consumed as raw bytes (``raw`` key and value serializers) and decoded inside the agent
 by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
-Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent reads batches
-with `Stream.take_events` and acks a batch only after its outputs and dead letters are acknowledged by
-the broker; Faust commits acked offsets periodically and on shutdown.
+Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent takes batches
+off its channel's queue (`workers.batches`, not Faust's per-event stream loop) and acks a batch only
+after its outputs and dead letters are acknowledged by the broker; Faust commits acked offsets
+periodically and on shutdown.
 
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
@@ -31,6 +32,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
 from workers import fastpath, logs
+from workers.batches import BatchReader
 from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
@@ -175,9 +177,11 @@ def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _
 
     async def run_pipeline(stream: Any) -> None:
         await declared.ensure()
+        # Iterating the channel subscribes the topic; the batches come off its queue (workers.batches).
+        reader = BatchReader(app, aiter(stream.channel), batch, within)
         try:
-            async for events in stream.take_events(batch, within=within):
-                await runner.handle(events)
+            async for messages in reader:
+                await runner.handle(messages)
         except Exception as exc:
             # A bug, not a record problem (those are dead-lettered): stop the worker rather than run
             # on with a batch whose offsets can never be committed.

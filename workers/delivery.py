@@ -62,10 +62,11 @@ class Backoff:
 def claim(messages: Sequence[Any]) -> None:
     """Take the acking of these messages away from Faust.
 
-    `Stream.take_events` acks every event of a batch in a ``finally``, and Faust closes that generator
-    from the stream's own task on shutdown, while the agent may still be retrying the batch. A message
-    marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its offset be
-    committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
+    The worker reads batches off the channel (`workers.batches`), so no Faust stream acks them; marking
+    them acked keeps it that way whatever else in Faust calls ``Message.ack`` (a stream over the same
+    topic, Faust's ``Stream.take_events`` acking a batch in a ``finally`` when it is closed on shutdown).
+    A message marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its
+    offset be committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
     """
     for message in messages:
         message.acked = True

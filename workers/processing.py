@@ -1,9 +1,10 @@
 """Processing one batch of raw input messages: decode, transform, encode, send or dead-letter, retry.
 
-The agent hands each batch of raw Faust events to `PipelineRunner.handle`. The codec and transform work
-for the whole batch runs in one worker thread (`asyncio.to_thread`, once per batch, not per record), so a
-registry call on a cache miss or a TTL refresh never blocks the event loop that answers heartbeats and
-/healthz. Each input ends in one `Outcome`: outputs for the sink, nothing (dropped), or a dead letter.
+The agent hands each batch of raw Faust messages (`workers.batches`) to `PipelineRunner.handle`. The
+codec and transform work for the whole batch runs in one worker thread (`asyncio.to_thread`, once per
+batch, not per record), so a registry call on a cache miss or a TTL refresh never blocks the event loop
+that answers heartbeats and /healthz. Each input ends in one `Outcome`: outputs for the sink, nothing
+(dropped), or a dead letter.
 
 Failures are sorted by what retrying can do:
 
@@ -143,13 +144,12 @@ class PipelineRunner:
 
     # ----- the async side: one call per batch ----------------------------------------------------------
 
-    async def handle(self, events: Sequence[Any]) -> None:
-        """Process a batch of raw Faust events; return once every result is acknowledged by the broker.
+    async def handle(self, messages: Sequence[Any]) -> None:
+        """Process a batch of raw Faust messages; return once every result is acknowledged by the broker.
 
         Raises:
             asyncio.CancelledError: shutdown; the batch is not acked (it will be read again).
         """
-        messages = [event.message for event in events]
         claim(messages)
         self._in.inc(len(messages))
         outcomes = await self._compute_all(messages)

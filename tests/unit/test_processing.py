@@ -84,11 +84,6 @@ class Message:
         return self.refcount
 
 
-@dataclass
-class Event:
-    message: Message
-
-
 def avro(schema: str, record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, fastavro.parse_schema(json.loads(schema)), record)
@@ -232,7 +227,7 @@ def test_a_batch_is_acked_only_after_delivery_and_counted(
     runner.bind(producer.send, acked.append)
     messages = [Message(order(i), offset=i) for i in range(3)] + [Message(b"junk", offset=3)]
     messages.append(Message(order(9, "drop"), offset=4))
-    asyncio.run(runner.handle([Event(m) for m in messages]))
+    asyncio.run(runner.handle(messages))
     assert [m.offset for m in acked] == [0, 1, 2, 3, 4]
     assert sorted(s.topic for s in producer.delivered) == ["orders-out"] * 3 + ["orders.dlq"]
     assert counter(collector, "avroflow_records_in_total") == 5
@@ -265,7 +260,7 @@ def test_a_stuck_batch_waits_then_recovers_and_an_abandoned_one_is_never_acked(
 
     async def scenario() -> None:
         stuck = watch_stuck(readiness)
-        task = asyncio.create_task(runner.handle([Event(Message(order(1)))]))
+        task = asyncio.create_task(runner.handle([Message(order(1))]))
         await stuck.wait()
         assert "orders" in readiness.stuck
         assert counter(collector, "avroflow_pipeline_stuck") == 1
@@ -283,7 +278,7 @@ def test_a_stuck_batch_waits_then_recovers_and_an_abandoned_one_is_never_acked(
 
     async def shutdown_mid_retry() -> None:
         stuck = watch_stuck(readiness)
-        task = asyncio.create_task(runner.handle([Event(abandoned)]))
+        task = asyncio.create_task(runner.handle([abandoned]))
         await stuck.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -291,7 +286,7 @@ def test_a_stuck_batch_waits_then_recovers_and_an_abandoned_one_is_never_acked(
 
     asyncio.run(shutdown_mid_retry())
     assert abandoned not in acked
-    assert abandoned.acked  # Faust's own ack (take_events' finally) is now a no-op
+    assert abandoned.acked  # any ack of Faust's (e.g. a stream's finally) is now a no-op
 
 
 def test_a_message_read_by_two_pipelines_is_acked_after_both() -> None:
@@ -345,7 +340,7 @@ def test_an_output_the_broker_refuses_as_too_large_dead_letters_its_input(
     producer, acked = RefusingProducer(limit=10_000), []
     runner.bind(producer.send, acked.append)
     huge = Message(order(1, "huge"), key=b"big", offset=1)
-    asyncio.run(runner.handle([Event(Message(order(0), offset=0)), Event(huge)]))
+    asyncio.run(runner.handle([Message(order(0), offset=0), huge]))
     assert [m.offset for m in acked] == [0, 1]
     assert [s.topic for s in producer.delivered] == ["orders-out", "orders.dlq"]
     dead = producer.delivered[1]
