@@ -116,7 +116,8 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
-    fastpath.install(app)  # Faust's per-message dispatch without four tasks per message
+    # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
+    fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
 
     def assigned() -> bool:
         try:

@@ -43,19 +43,30 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def install(app: Any) -> None:
-    """Make `app` (a `faust.App`, before its consumer exists) dispatch messages eagerly."""
+def install(app: Any, *, fetch_max_wait: float | None = None) -> None:
+    """Make `app` (a `faust.App`, before its consumer exists) dispatch messages eagerly and, when
+    `fetch_max_wait` (seconds) is given, let the broker hold a fetch at most that long."""
     transport = app.transport
-    transport.Consumer = eager_dispatch(transport.Consumer)
+    transport.Consumer = eager_dispatch(transport.Consumer, fetch_max_wait)
 
 
-def eager_dispatch(consumer_class: type[Any]) -> type[Any]:
+def eager_dispatch(consumer_class: type[Any], fetch_max_wait: float | None = None) -> type[Any]:
     """Return a subclass of Faust's consumer class whose per-message dispatch runs eagerly."""
-    return type(f"Eager{consumer_class.__name__}", (EagerDispatch, consumer_class), {})
+    namespace = {} if fetch_max_wait is None else {"fetch_max_wait_ms": max(1, round(fetch_max_wait * 1000))}
+    return type(f"Eager{consumer_class.__name__}", (EagerDispatch, consumer_class), namespace)
 
 
 class EagerDispatch:
-    """Mixin for a Faust `Consumer` (a mode `Service`): `wait_first` with an eager fast path."""
+    """Mixin for a Faust `Consumer` (a mode `Service`): `wait_first` with an eager fast path, and the
+    fetch wait of the aiokafka consumer it creates (`fetch_max_wait_ms`; None keeps Faust's)."""
+
+    fetch_max_wait_ms: int | None = None
+
+    def _new_consumer_thread(self) -> Any:
+        thread = super()._new_consumer_thread()  # type: ignore[misc]
+        if self.fetch_max_wait_ms is not None:
+            thread._create_consumer = _with_fetch_max_wait(thread._create_consumer, self.fetch_max_wait_ms)
+        return thread
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109 - mode's signature
         """Faust's ``wait_first(callback(message), suspend_flow.wait())``, with no task when the callback
@@ -75,6 +86,18 @@ class EagerDispatch:
             flow.close()
             raise
         return await parent.wait_first(_resume(first, waiting_for), flow)
+
+
+def _with_fetch_max_wait(create: Any, fetch_max_wait_ms: int) -> Any:
+    """Wrap a consumer thread's ``_create_consumer``: the aiokafka consumer it returns (not started yet)
+    builds its fetcher with `fetch_max_wait_ms`. Faust passes a fixed 1,500 ms to aiokafka."""
+
+    def create_consumer(loop: Any) -> Any:
+        consumer = create(loop)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
+        return consumer
+
+    return create_consumer
 
 
 async def _resume(coro: Coroutine[Any, Any, Any], waiting_for: Any) -> Any:

@@ -191,3 +191,25 @@ def test_tune_gc_freezes_what_exists_and_collects_the_young_generation_less_ofte
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_worker_consumer_lets_the_broker_hold_a_fetch_only_as_long_as_the_setting_says() -> None:
+    environ = {
+        "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "AVROFLOW_SCHEMA_REGISTRY_URL": "http://127.0.0.1:9",
+        "AVROFLOW_KAFKA_FETCH_MAX_WAIT_SECONDS": "0.25",
+    }
+
+    async def created_wait(environ: dict[str, str]) -> int:
+        app = create_app(Settings.from_env(environ), PIPELINES)
+        thread = app.consumer._thread  # the consumer thread Faust creates with the consumer
+        consumer = thread._create_consumer(asyncio.get_running_loop())  # aiokafka's, not started
+        try:
+            return int(consumer._fetch_max_wait_ms)  # what AIOKafkaConsumer.start() gives its fetcher
+        finally:
+            await consumer.stop()
+            thread.thread_loop.close()
+
+    assert asyncio.run(created_wait(environ)) == 250
+    del environ["AVROFLOW_KAFKA_FETCH_MAX_WAIT_SECONDS"]
+    assert asyncio.run(created_wait(environ)) == 100  # the default; Faust's own would be 1,500
