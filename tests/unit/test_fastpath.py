@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
+from faust.types import TP
 from mode import Service
 from mode.utils.locks import Event
 
 from workers.app import create_app
-from workers.fastpath import GC_GEN0_THRESHOLD, EagerDispatch, eager_dispatch, tune_gc
+from workers.fastpath import GC_GEN0_THRESHOLD, EagerDispatch, PromptResume, eager_dispatch, tune_gc
 from workers.sample import PIPELINES
 from workers.settings import Settings
 
@@ -213,3 +214,74 @@ def test_the_worker_consumer_lets_the_broker_hold_a_fetch_only_as_long_as_the_se
     assert asyncio.run(created_wait(environ)) == 250
     del environ["AVROFLOW_KAFKA_FETCH_MAX_WAIT_SECONDS"]
     assert asyncio.run(created_wait(environ)) == 100  # the default; Faust's own would be 1,500
+
+
+def _worker_consumer() -> Any:
+    settings = Settings.from_env(
+        {
+            "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+            "AVROFLOW_SCHEMA_REGISTRY_URL": "http://127.0.0.1:9",
+        }
+    )
+    consumer = create_app(settings, PIPELINES).consumer
+    consumer._thread.thread_loop.close()  # never started: the aiokafka thread's own loop is not needed
+    return consumer
+
+
+def test_with_every_partition_paused_for_a_full_buffer_fetching_resumes_when_one_drains() -> None:
+    tp = TP("orders", 0)
+
+    async def scenario() -> tuple[bool, bool, Any]:
+        consumer = _worker_consumer()
+        consumer._active_partitions = {tp}
+        consumer.on_buffer_full(tp)  # the conductor found the agent's buffer full: tp paused
+        assert not consumer._get_active_partitions()
+        waiting = asyncio.create_task(consumer._wait_next_records(1.0))
+        await asyncio.sleep(0.05)
+        waited = not waiting.done()  # nothing to fetch from: it waits
+        consumer.on_buffer_drop(tp)  # the agent drained the buffer below the low-water mark
+        for _ in range(3):
+            await asyncio.sleep(0)
+        resumed = waiting.done()  # Faust's own loop would sleep out the rest of its second
+        result = await waiting
+        return waited, resumed, result
+
+    waited, resumed, result = asyncio.run(scenario())
+    assert waited and resumed
+    assert result == ({}, {tp})  # no records yet; the next call fetches from tp
+
+
+def test_with_nothing_assigned_the_fetch_loop_keeps_fausts_idle_sleep() -> None:
+    async def scenario() -> bool:
+        consumer = _worker_consumer()
+        consumer._active_partitions = set()
+        waiting = asyncio.create_task(consumer._wait_next_records(1.0))
+        consumer.on_buffer_drop(TP("orders", 0))  # not a paused partition: no reason to wake up
+        for _ in range(3):
+            await asyncio.sleep(0)
+        done = waiting.done()
+        waiting.cancel()
+        return done
+
+    assert not asyncio.run(scenario())
+
+
+def test_while_a_partition_is_paused_a_fetch_from_the_others_waits_only_briefly() -> None:
+    paused, running = TP("orders", 0), TP("orders", 1)
+
+    async def fetch_timeouts() -> list[float]:
+        consumer = _worker_consumer()
+        asked: list[float] = []
+
+        async def getmany(active_partitions: Any, timeout: float) -> dict[Any, Any]:  # noqa: ASYNC109
+            asked.append(timeout)
+            return {}
+
+        consumer._getmany = getmany  # what Faust's fetch loop calls, with the timeout it chose
+        consumer._active_partitions = {paused, running}
+        await consumer._wait_next_records(1.0)  # nothing paused: Faust's own wait
+        consumer.on_buffer_full(paused)
+        await consumer._wait_next_records(1.0)  # `paused` may resume any moment: it is not in this fetch
+        return asked
+
+    assert asyncio.run(fetch_timeouts()) == [1.0, PromptResume.RECHECK_SECONDS]
