@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.children import stop_child
 from registry_codecs import AvroSerializer, RegistryClient
 from workers.sample import INPUT_SCHEMA_FILE
 
@@ -226,11 +227,4 @@ def throughput(timestamps: list[int]) -> tuple[float, float]:
 
 def sigterm_then_kill(proc: Any, timeout: float = 20.0) -> int | None:
     """Stop a `subprocess.Popen`: SIGTERM, then SIGKILL after `timeout`; return its exit code."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it would not stop, kill it
-            proc.kill()
-            proc.wait(10)
-    return proc.returncode  # type: ignore[no-any-return]
+    return stop_child(proc, timeout)

@@ -27,7 +27,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the admin package re-exports it without declaring so
 
-from devstack.children import ChildService, preexec_for
+from devstack.children import ChildService, preexec_for, stop_child
 
 __all__ = ["BrokerError", "BrokerStartError", "TansuBroker", "free_port"]
 
@@ -303,15 +303,10 @@ class TansuBroker(ChildService):
 
     def _stop_locked(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        if proc is not None:
             # Tansu drains client connections for 5 s on SIGTERM but exits at once on SIGINT; its storage is
             # in memory, so there is nothing to flush that a graceful drain would save.
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=_STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_child(proc, _STOP_GRACE_SECONDS, signal.SIGINT)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -1,9 +1,9 @@
 """Child-process hygiene shared by the local broker and registry helpers.
 
 `ChildService` gives each helper (and `LocalStack`) the context-manager protocol over its `start()`
-and `stop()`. A test run that is SIGKILLed never reaches its finalizers, so the kernel is asked to end
-the children instead: on Linux, `PR_SET_PDEATHSIG` delivers SIGKILL to a child when the thread that
-spawned it exits.
+and `stop()`; `stop_child` is the signal-wait-kill sequence every one of them ends a child with. A test
+run that is SIGKILLed never reaches its finalizers, so the kernel is asked to end the children instead:
+on Linux, `PR_SET_PDEATHSIG` delivers SIGKILL to a child when the thread that spawned it exits.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -33,6 +34,19 @@ def preexec_for(die_with_parent: bool) -> Callable[[], None] | None:
     if die_with_parent and sys.platform.startswith("linux"):
         return _die_with_parent
     return None
+
+
+def stop_child(proc: subprocess.Popen[Any], grace: float, sig: int = signal.SIGTERM) -> int | None:
+    """Stop `proc` if it still runs: send `sig`, and SIGKILL it if it has not exited `grace` seconds later
+    (at once when `grace` is 0). Return its exit code."""
+    if proc.poll() is None and grace > 0:
+        proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
 
 
 class ChildService:
@@ -59,4 +73,4 @@ class ChildService:
         self.stop()
 
 
-__all__ = ["ChildService", "preexec_for"]
+__all__ = ["ChildService", "preexec_for", "stop_child"]

@@ -29,6 +29,7 @@ from typing import IO, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devstack.broker import BrokerError, TansuBroker, free_port
+from devstack.children import stop_child
 from devstack.registry.process import RegistryProcess, RegistryStartError
 from registry_codecs.errors import CodecError
 from registry_codecs.registry import RegistryClient
@@ -93,14 +94,7 @@ class WorkerProcess:
         proc, self.proc = self.proc, None
         code = None
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=_WORKER_STOP_SECONDS)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            code = proc.returncode
+            code = stop_child(proc, _WORKER_STOP_SECONDS)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from devstack.children import ChildService, preexec_for
+from devstack.children import ChildService, preexec_for, stop_child
 
 __all__ = ["RegistryProcess", "RegistryStartError"]
 
@@ -134,14 +134,7 @@ class RegistryProcess(ChildService):
         """
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                if grace > 0:
-                    proc.terminate()
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, grace)
             if proc.stdout is not None:
                 proc.stdout.close()
         if self._stderr is not None:

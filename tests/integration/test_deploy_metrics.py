@@ -30,6 +30,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.broker import TansuBroker
+from devstack.children import stop_child
 
 pytestmark = pytest.mark.integration
 
@@ -156,12 +157,7 @@ def worker(
         _wait_for(running, "/metrics", lambda: running.get("/metrics").status_code == 200)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_child(process, 30)
 
 
 def exported_names(exposition: str) -> set[str]:
