@@ -15,35 +15,21 @@ from typing import Any
 
 from workers.pipeline import Pipeline
 
-INPUT_SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Order",
-        "namespace": "avroflow.tests",
-        "fields": [
-            {"name": "id", "type": "long"},
-            {"name": "name", "type": "string"},
-            {"name": "amount", "type": "double"},
-            {"name": "marker", "type": "string", "default": ""},
-        ],
-    }
-)
+_ORDER_FIELDS: list[dict[str, Any]] = [
+    {"name": "id", "type": "long"},
+    {"name": "name", "type": "string"},
+    {"name": "amount", "type": "double"},
+    {"name": "marker", "type": "string", "default": ""},
+]
 
+
+def _order(fields: list[dict[str, Any]]) -> str:
+    return json.dumps({"type": "record", "name": "Order", "namespace": "avroflow.tests", "fields": fields})
+
+
+INPUT_SCHEMA = _order(_ORDER_FIELDS)
 #: A second writer version of the input: one more field, which the pipeline's reader schema ignores.
-INPUT_SCHEMA_V2 = json.dumps(
-    {
-        "type": "record",
-        "name": "Order",
-        "namespace": "avroflow.tests",
-        "fields": [
-            {"name": "id", "type": "long"},
-            {"name": "name", "type": "string"},
-            {"name": "amount", "type": "double"},
-            {"name": "marker", "type": "string", "default": ""},
-            {"name": "coupon", "type": "string", "default": ""},
-        ],
-    }
-)
+INPUT_SCHEMA_V2 = _order([*_ORDER_FIELDS, {"name": "coupon", "type": "string", "default": ""}])
 
 OUTPUT_SCHEMA = json.dumps(
     {

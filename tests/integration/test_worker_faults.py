@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -74,26 +74,39 @@ def start_worker(env: dict[str, str], log: Path, stack: ExitStack) -> WorkerProc
     return worker
 
 
+def write_now_and_later(
+    bootstrap_servers: str, registry_url: str, source: str, stack: ExitStack, *, now: int, later: int
+) -> Callable[[], None]:
+    """Write orders 0..now-1 with writer version 1; return what writes the next `later` orders with
+    version 2, a schema id the worker has not seen yet (so decoding them needs the registry). They are
+    encoded here, while the registry answers."""
+    v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA_V2))
+    for i in range(now):
+        v1.send(f"k{i}".encode(), order(i))
+    v1.flush()
+    frames = [v2.encode({**order(i), "coupon": "c"}) for i in range(now, now + later)]
+
+    def send_later() -> None:
+        for i, value in enumerate(frames, start=now):
+            v2.send_raw(f"k{i}".encode(), value)
+        v2.flush()
+
+    return send_later
+
+
 def test_registry_outage_mid_stream_holds_records_back_and_loses_none(
     bootstrap_servers: str, unique_name: str, topics: tuple[str, str], tmp_path: Path, stack: ExitStack
 ) -> None:
     source, sink = topics
     registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
-    v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
-    v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
-    for i in range(20):
-        v1.send(f"k{i}".encode(), order(i))
-    v1.flush()
-    # Written with a schema id the worker has not seen yet: decoding them needs the registry.
-    later = [v2.encode({**order(i), "coupon": "c"}) for i in range(20, 40)]
+    send_unseen = write_now_and_later(bootstrap_servers, registry.url, source, stack, now=20, later=20)
     env = worker_env(bootstrap_servers, registry.url, unique_name, source, sink)
     worker = start_worker(env, tmp_path / "worker.log", stack)
     wait_for(lambda: worker.counter("avroflow_records_out_total") == 20, 60, "the first 20 outputs")
 
     registry.stop()
-    for i, value in enumerate(later, start=20):
-        v2.send_raw(f"k{i}".encode(), value)
-    v2.flush()
+    send_unseen()
 
     def stuck() -> bool:
         status, body = worker.readyz()
@@ -210,12 +223,7 @@ def test_sigterm_while_stuck_exits_zero_and_commits_nothing_it_did_not_finish(
 ) -> None:
     source, sink = topics
     registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
-    v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
-    v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
-    for i in range(10):
-        v1.send(f"k{i}".encode(), order(i))
-    v1.flush()
-    later = [v2.encode({**order(i), "coupon": "c"}) for i in range(10, 20)]
+    send_unseen = write_now_and_later(bootstrap_servers, registry.url, source, stack, now=10, later=10)
     env = worker_env(
         bootstrap_servers, registry.url, unique_name, source, sink, AVROFLOW_SHUTDOWN_TIMEOUT_SECONDS="15"
     )
@@ -223,9 +231,7 @@ def test_sigterm_while_stuck_exits_zero_and_commits_nothing_it_did_not_finish(
     wait_for(lambda: first.counter("avroflow_records_out_total") == 10, 60, "the first 10 outputs")
 
     registry.stop()
-    for i, value in enumerate(later, start=10):
-        v2.send_raw(f"k{i}".encode(), value)
-    v2.flush()
+    send_unseen()
     wait_for(
         lambda: first.counter("avroflow_pipeline_stuck", pipeline="orders") == 1, 60, "the pipeline stuck"
     )
