@@ -31,6 +31,12 @@ INPUT_SCHEMA = _order(_ORDER_FIELDS)
 #: A second writer version of the input: one more field, which the pipeline's reader schema ignores.
 INPUT_SCHEMA_V2 = _order([*_ORDER_FIELDS, {"name": "coupon", "type": "string", "default": ""}])
 
+
+def order(i: int, **extra: object) -> dict[str, object]:
+    """Order number `i` as the input schema's record (`extra`: more fields, e.g. version 2's)."""
+    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": "", **extra}
+
+
 OUTPUT_SCHEMA = json.dumps(
     {
         "type": "record",

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from faults_harness import ProxiedBroker, tally
-from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA
+from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
@@ -27,16 +26,6 @@ from worker_harness import (
 from devstack.broker import TansuBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
-
-
-def order(i: int) -> dict[str, object]:
-    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": ""}
 
 
 def produce_slowly(producer: AvroProducer, total: int) -> None:

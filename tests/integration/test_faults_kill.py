@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from faults_harness import counter_once_up, tally
-from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA
+from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
@@ -27,16 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BATCH = 20
 SHUTDOWN_TIMEOUT = 15
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
-
-
-def order(i: int) -> dict[str, object]:
-    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": ""}
 
 
 def test_three_sigkills_mid_stream_every_input_has_its_output(

@@ -5,13 +5,12 @@ nothing is dead-lettered and nothing is lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from faults_harness import TcpProxy, tally
-from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA
+from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
@@ -27,16 +26,6 @@ from worker_harness import (
 from devstack.registry.process import RegistryProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
-
-
-def order(i: int, **extra: object) -> dict[str, object]:
-    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": "", **extra}
 
 
 def stuck(worker: WorkerProcess) -> bool:

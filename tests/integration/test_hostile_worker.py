@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -55,12 +55,6 @@ def zigzag(n: int) -> bytes:
 def order_body(i: int) -> bytes:
     """The Avro body of an Order (id, name, amount, marker) written by hand."""
     return zigzag(i) + zigzag(4) + b"name" + b"\x00" * 8 + zigzag(0)
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
 
 
 def hostile_inputs(ids: dict[str, int], good: Callable[[int], bytes]) -> list[tuple[str, bytes | None]]:

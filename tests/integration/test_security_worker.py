@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "planted-S3cret-7f3a9c"
 CONTENT = "record-content-b41d"
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
 
 
 @pytest.fixture(scope="module")

@@ -48,12 +48,6 @@ def worker(
     process.stop()
 
 
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
-
-
 def order(i: int, marker: str = "") -> dict[str, object]:
     return {"id": i, "name": f"name-{i}", "amount": i + 0.25, "marker": marker}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA
+from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     Consumed,
@@ -34,20 +34,10 @@ SHUTDOWN_TIMEOUT = 15
 
 
 @pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
-
-
-@pytest.fixture
 def topics(bootstrap_servers: str, unique_name: str) -> tuple[str, str]:
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     create_topics(bootstrap_servers, [source, sink], partitions=2)
     return source, sink
-
-
-def order(i: int) -> dict[str, object]:
-    return {"id": i, "name": f"name-{i}", "amount": float(i), "marker": ""}
 
 
 def output_ids(bootstrap_servers: str, registry_url: str, sink: str, wanted: set[int]) -> set[int]:

@@ -5,7 +5,6 @@ an unreachable registry is waited for."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,12 +26,6 @@ from registry_codecs import RegistryClient
 from workers.app import EXIT_PREFLIGHT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as resources:
-        yield resources
 
 
 def run(env: dict[str, str], log: Path, stack: ExitStack) -> WorkerProcess:
