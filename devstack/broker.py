@@ -29,7 +29,7 @@ from confluent_kafka.cimpl import NewTopic  # the admin package re-exports it wi
 
 from devstack.children import ChildService, preexec_for, stop_child
 
-__all__ = ["BrokerError", "BrokerStartError", "TansuBroker", "free_port"]
+__all__ = ["BrokerError", "BrokerStartError", "TansuBroker", "create_topics", "free_port"]
 
 _LOG_TAIL_CHARS = 3000
 _STOP_GRACE_SECONDS = 5.0
@@ -60,6 +60,37 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def create_topics(
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int = 1,
+    timeout: float = 10.0,
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Create topics with `partitions` partitions each; a topic that already exists is left as it is.
+
+    Tansu also creates a topic on first produce or metadata request, but with 4 partitions; create it
+    here first when a test or a worker needs a known partition count. `config`: the admin client's
+    settings (default: just the bootstrap servers).
+
+    Raises:
+        BrokerError: The broker refused or did not confirm a topic within `timeout` seconds.
+    """
+    admin = AdminClient(dict(config) if config else {"bootstrap.servers": bootstrap_servers})
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    if not wanted:
+        return
+    futures = admin.create_topics(wanted, request_timeout=timeout, operation_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise BrokerError(f"could not create topic {name!r}: {exc}") from exc
 
 
 def _resolve_binary() -> str:
@@ -187,26 +218,8 @@ class TansuBroker(ChildService):
         return _ANSI_ESCAPE.sub("", text)
 
     def create_topics(self, names: Iterable[str], partitions: int = 1, timeout: float = 10.0) -> None:
-        """Create topics with `partitions` partitions each; a topic that already exists is left as it is.
-
-        Tansu also creates a topic on first produce or metadata request, but with 4 partitions; create it
-        here first when a test or a worker needs a known partition count.
-
-        Raises:
-            BrokerError: The broker refused or did not confirm a topic within `timeout` seconds.
-        """
-        admin = AdminClient(self._client_config())
-        wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        if not wanted:
-            return
-        futures = admin.create_topics(wanted, request_timeout=timeout, operation_timeout=timeout)
-        for name, future in futures.items():
-            try:
-                future.result(timeout=timeout)
-            except KafkaException as exc:
-                if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue
-                raise BrokerError(f"could not create topic {name!r}: {exc}") from exc
+        """Create topics on this broker: see the module's `create_topics`."""
+        create_topics(self.bootstrap_servers, names, partitions, timeout, config=self._client_config())
 
     def _start_once(self, binary: str, deadline: float) -> None:
         if self._port is None:

@@ -15,8 +15,8 @@ from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
-    create_topics,
     free_port,
+    pipeline_topics,
     register,
     wait_for,
     worker_env,
@@ -35,8 +35,7 @@ def test_three_sigkills_mid_stream_every_input_has_its_output(
     tmp_path: Path,
     stack: ExitStack,
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
     env = worker_env(
@@ -85,8 +84,7 @@ def test_sigterm_under_load_exits_zero_and_commits_what_it_wrote(
     tmp_path: Path,
     stack: ExitStack,
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
     total = 10_000

@@ -15,8 +15,8 @@ from worker_harness import (
     AvroProducer,
     WorkerProcess,
     consume,
-    create_topics,
     free_port,
+    pipeline_topics,
     register,
     restartable_registry,
     wait_for,
@@ -36,8 +36,7 @@ def stuck(worker: WorkerProcess) -> bool:
 def test_outage_longer_than_the_retry_budget_cached_schemas_keep_flowing(
     bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
     v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
@@ -93,8 +92,7 @@ def test_outage_longer_than_the_retry_budget_cached_schemas_keep_flowing(
 def test_slow_registry_is_an_outage_held_back_then_processed(
     bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     registry = RegistryProcess(port=free_port())
     registry.start()
     stack.callback(registry.stop)

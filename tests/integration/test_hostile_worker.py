@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from faults_harness import Tally, counter_once_up, rss_bytes
 from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA
-from worker_harness import WorkerProcess, consume, create_topics, register, wait_for, worker_env
+from worker_harness import WorkerProcess, consume, pipeline_topics, register, wait_for, worker_env
 
 from registry_codecs import AvroSerializer, RegistryClient, frame
 
@@ -90,8 +90,7 @@ def hostile_inputs(ids: dict[str, int], good: Callable[[int], bytes]) -> list[tu
 def test_hostile_frames_are_all_accounted_for_and_the_worker_survives(
     bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     with RegistryClient(registry_url) as client:
         ids = {

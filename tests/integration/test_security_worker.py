@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, PIPELINES
-from worker_harness import WorkerProcess, consume, create_topics, free_port, wait_for, worker_env
+from worker_harness import WorkerProcess, consume, free_port, pipeline_topics, wait_for, worker_env
 
 from devstack.registry.process import RegistryProcess
 from devstack.registry.tls import make_self_signed_cert
@@ -51,8 +51,7 @@ def run_through(
     **credentials: str,
 ) -> WorkerProcess:
     """Register the schemas, write one good and one poison input, run the worker until both are done."""
-    source, sink = f"{name}-in", f"{name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, name)
     client.register(f"{sink}-value", OUTPUT_SCHEMA)
     client.register(f"{source}-value", INPUT_SCHEMA)
     good = AvroSerializer(client, f"{source}-value").encode(

@@ -16,8 +16,8 @@ from worker_harness import (
     AvroProducer,
     WorkerProcess,
     consume,
-    create_topics,
     latest_id,
+    pipeline_topics,
     register,
     wait_for,
     worker_env,
@@ -30,8 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def topics(bootstrap_servers: str, registry_url: str, unique_name: str) -> tuple[str, str]:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink], partitions=2)
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     return source, sink
 

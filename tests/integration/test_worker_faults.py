@@ -20,8 +20,8 @@ from worker_harness import (
     Consumed,
     WorkerProcess,
     consume,
-    create_topics,
     free_port,
+    pipeline_topics,
     register,
     restartable_registry,
     wait_for,
@@ -35,8 +35,7 @@ SHUTDOWN_TIMEOUT = 15
 
 @pytest.fixture
 def topics(bootstrap_servers: str, unique_name: str) -> tuple[str, str]:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink], partitions=2)
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     return source, sink
 
 
@@ -244,8 +243,7 @@ def test_two_workers_share_the_partitions_and_every_input_has_its_output(
     tmp_path: Path,
     stack: ExitStack,
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink], partitions=4)
+    source, sink = pipeline_topics(bootstrap_servers, unique_name, partitions=4)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
     env = worker_env(bootstrap_servers, registry_url, unique_name, source, sink)

@@ -12,9 +12,9 @@ import pytest
 from pipelines_for_tests import OUTPUT_SCHEMA
 from worker_harness import (
     WorkerProcess,
-    create_topics,
     free_port,
     latest_id,
+    pipeline_topics,
     register,
     restartable_registry,
     wait_for,
@@ -48,8 +48,7 @@ def test_a_missing_sink_subject_stops_the_start_naming_it(
 def test_auto_registration_registers_the_declared_sink_schema(
     bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     env = worker_env(
         bootstrap_servers,
         registry_url,
@@ -93,8 +92,7 @@ def test_refused_credentials_stop_the_start_without_showing_the_secret(
 def test_an_unreachable_registry_is_waited_for_then_the_worker_starts(
     bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     registry.stop()
 
@@ -129,8 +127,7 @@ def test_sigterm_while_waiting_for_the_registry_exits_zero(
 def test_not_ready_until_partitions_are_assigned(
     bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
-    source, sink = f"{unique_name}-in", f"{unique_name}-out"
-    create_topics(bootstrap_servers, [source, sink])
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     # A longer session makes Tansu hold the first assignment back for a few seconds.
     env = worker_env(

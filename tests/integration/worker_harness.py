@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack import broker
 from devstack.broker import free_port
 from devstack.registry import RegistryProcess
 from registry_codecs import RegistryClient
@@ -74,12 +74,14 @@ def latest_id(registry_url: str, subject: str) -> int:
 
 
 def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 2) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
-    )
-    for future in futures.values():
-        future.result(timeout=15)
+    broker.create_topics(bootstrap_servers, names, partitions, timeout=15)
+
+
+def pipeline_topics(bootstrap_servers: str, name: str, partitions: int = 2) -> tuple[str, str]:
+    """Create and return a test's source and sink topics, ``<name>-in`` and ``<name>-out``."""
+    source, sink = f"{name}-in", f"{name}-out"
+    create_topics(bootstrap_servers, [source, sink], partitions)
+    return source, sink
 
 
 @dataclass
