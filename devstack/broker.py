@@ -69,8 +69,9 @@ def create_topics(
     timeout: float = 10.0,
     *,
     config: Mapping[str, Any] | None = None,
+    replicas: int = 1,
 ) -> None:
-    """Create topics with `partitions` partitions each; a topic that already exists is left as it is.
+    """Create topics with `partitions` partitions and `replicas` replicas each; one that exists is left alone.
 
     Tansu also creates a topic on first produce or metadata request, but with 4 partitions; create it
     here first when a test or a worker needs a known partition count. `config`: the admin client's
@@ -80,7 +81,7 @@ def create_topics(
         BrokerError: The broker refused or did not confirm a topic within `timeout` seconds.
     """
     admin = AdminClient(dict(config) if config else {"bootstrap.servers": bootstrap_servers})
-    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=replicas) for name in names]
     if not wanted:
         return
     futures = admin.create_topics(wanted, request_timeout=timeout, operation_timeout=timeout)

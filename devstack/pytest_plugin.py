@@ -1,7 +1,9 @@
-"""pytest fixtures that hand tests a real Kafka-compatible broker and a real schema registry on loopback.
+"""pytest fixtures that hand tests a real Kafka broker and a real schema registry on loopback.
 
-Load it with ``pytest_plugins = ["devstack.pytest_plugin"]`` in a ``conftest.py``. The broker (Tansu) and the
-registry start lazily, the first time a test asks for them, once per session, each on a free port; they
+Load it with ``pytest_plugins = ["devstack.pytest_plugin"]`` in a ``conftest.py``. `broker` is Apache Kafka,
+or Tansu with ``AVROFLOW_TEST_BROKER=tansu`` (the one switch for every integration test; `broker_kind` tells a
+test which it got). The broker and the registry start lazily, the first time a test asks for them, once per
+session, each on a free port; they
 stop at session end. Each process is also registered with `atexit`, and the broker dies with the test
 process on Linux, so an interrupted or crashed run leaves nothing behind. `unique_name` gives every test its
 own topic, subject and consumer-group names, so tests never see each other's messages even on a shared broker.
@@ -18,11 +20,14 @@ from typing import TypeVar
 import pytest
 
 from devstack.broker import TansuBroker
+from devstack.brokers import Broker, new_broker, test_broker_kind
 from devstack.children import ChildService
 from devstack.registry import RegistryProcess
 
 __all__ = [
     "bootstrap_servers",
+    "broker",
+    "broker_kind",
     "registry_process",
     "registry_url",
     "tansu_broker",
@@ -48,16 +53,36 @@ def _serve(service: _Service) -> Iterator[_Service]:
         atexit.unregister(service.stop)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which broker the integration tests run on, so a run's log shows it."""
+    return f"devstack broker: {test_broker_kind()} (AVROFLOW_TEST_BROKER=kafka|tansu)"
+
+
+@pytest.fixture(scope="session")
+def broker_kind() -> str:
+    """``kafka`` or ``tansu``: the broker this session's integration tests run on."""
+    try:
+        return test_broker_kind()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.fixture(scope="session")
+def broker(broker_kind: str) -> Iterator[Broker]:
+    """The session's broker (Apache Kafka unless ``AVROFLOW_TEST_BROKER=tansu``), started on first use."""
+    yield from _serve(new_broker(broker_kind))
+
+
 @pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[TansuBroker]:
-    """A running Tansu broker for the whole session (started on first use)."""
+    """A running Tansu broker for the session, whatever `broker_kind` is (devstack's own Tansu tests)."""
     yield from _serve(TansuBroker())
 
 
 @pytest.fixture(scope="session")
-def bootstrap_servers(tansu_broker: TansuBroker) -> str:
+def bootstrap_servers(broker: Broker) -> str:
     """``host:port`` of the session's broker, for a Kafka client's bootstrap servers."""
-    return tansu_broker.bootstrap_servers
+    return broker.bootstrap_servers
 
 
 @pytest.fixture(scope="session")

@@ -52,8 +52,8 @@ def client(registry_url: str) -> Iterator[RegistryClient]:
 
 
 @pytest.fixture
-def topic(unique_name: str, tansu_broker: Any) -> str:
-    tansu_broker.create_topics([unique_name], partitions=1)
+def topic(unique_name: str, broker: Any) -> str:
+    broker.create_topics([unique_name], partitions=1)
     return unique_name
 
 

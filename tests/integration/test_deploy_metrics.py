@@ -29,7 +29,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.broker import TansuBroker
+from devstack.brokers import Broker
 from devstack.children import stop_child
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,7 @@ def _wait_for(worker: RunningWorker, what: str, check: Callable[[], bool]) -> No
 
 @pytest.fixture(scope="module")
 def worker(
-    tansu_broker: TansuBroker,
+    broker: Broker,
     bootstrap_servers: str,
     registry_url: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -143,7 +143,7 @@ def worker(
     workdir = tmp_path_factory.mktemp(f"t-deploy-{uuid.uuid4().hex[:8]}", numbered=False)
     source, sink = workdir.name, f"{workdir.name}-enriched"
     _prepare(workdir, source, sink)
-    tansu_broker.create_topics([source, sink, source + ".dlq"])
+    broker.create_topics([source, sink, source + ".dlq"])
     env = _worker_env(bootstrap_servers, registry_url, workdir)
     # As the compose stack's register-schemas service does, on this module's own subjects.
     _run_cli(["schemas", "register", "--dir", str(workdir / "schemas")], env, workdir)

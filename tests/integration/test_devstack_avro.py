@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from devstack.broker import TansuBroker
+from devstack.brokers import Broker
 
 pytestmark = pytest.mark.integration
 
@@ -30,17 +30,15 @@ _SCHEMA = json.dumps(
 
 
 def test_avro_records_round_trip_through_broker_and_registry(
-    tansu_broker: TansuBroker, registry_url: str, unique_name: str
+    broker: Broker, registry_url: str, unique_name: str
 ) -> None:
-    tansu_broker.create_topics([unique_name])
+    broker.create_topics([unique_name])
     records = [{"sensor": f"s{i}", "value": i / 4, "tags": ["a"] * i} for i in range(4)]
     with SchemaRegistryClient({"url": registry_url}) as registry:
         serializer = AvroSerializer(registry, _SCHEMA)
         deserializer = AvroDeserializer(registry)
-        _produce(
-            tansu_broker.bootstrap_servers, unique_name, [serializer(r, _ctx(unique_name)) for r in records]
-        )
-        frames = _consume_all(tansu_broker.bootstrap_servers, unique_name, len(records))
+        _produce(broker.bootstrap_servers, unique_name, [serializer(r, _ctx(unique_name)) for r in records])
+        frames = _consume_all(broker.bootstrap_servers, unique_name, len(records))
 
         # The serializer registered the schema under the topic's value subject, and the frames carry its id.
         registered = registry.get_latest_version(f"{unique_name}-value")
@@ -67,7 +65,7 @@ def _consume_all(bootstrap: str, topic: str, want: int) -> list[bytes]:
             "bootstrap.servers": bootstrap,
             "group.id": topic,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 1000,  # Tansu's first assignment waits about half of it
+            "session.timeout.ms": 1000,  # Tansu holds a first assignment for about half of it (Kafka: none)
             "heartbeat.interval.ms": 300,
         }
     )

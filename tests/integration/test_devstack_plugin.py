@@ -27,8 +27,8 @@ import json, os, time
 from pathlib import Path
 
 
-def test_uses_both(tansu_broker, registry_process, bootstrap_servers, registry_url):
-    pids = {"broker": tansu_broker.pid, "registry": registry_process._proc.pid}
+def test_uses_both(broker, registry_process, bootstrap_servers, registry_url):
+    pids = {"broker": broker.pid, "registry": registry_process._proc.pid}
     Path(os.environ["PIDS_FILE"]).write_text(json.dumps(pids))
     if os.environ["BEHAVIOUR"] == "hang":
         time.sleep(120)
