@@ -129,7 +129,8 @@ def test_not_ready_until_partitions_are_assigned(
 ) -> None:
     source, sink = pipeline_topics(bootstrap_servers, unique_name)
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
-    # A longer session makes Tansu hold the first assignment back for a few seconds.
+    # The worker answers /readyz before it has joined the group (a longer session makes Tansu hold the
+    # first assignment back for a few seconds more; Kafka assigns as soon as the join round ends).
     env = worker_env(
         bootstrap_servers, registry_url, unique_name, source, sink, AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS="4"
     )
