@@ -169,6 +169,14 @@ class Settings:
         if self.batch_within_seconds <= 0 or self.retry_backoff_seconds <= 0:
             bad = "batch_within_seconds" if self.batch_within_seconds <= 0 else "retry_backoff_seconds"
             raise SettingsError(VARIABLES[bad], "must be greater than 0")
+        if (
+            self.retry_backoff_max_seconds < self.retry_backoff_seconds
+        ):  # a cap of 0 would retry in a tight loop
+            raise SettingsError(
+                VARIABLES["retry_backoff_max_seconds"],
+                f"must be at least {VARIABLES['retry_backoff_seconds']} ({self.retry_backoff_seconds}),"
+                f" got {self.retry_backoff_max_seconds}",
+            )
 
     @property
     def kafka_uses_ssl(self) -> bool:
@@ -206,8 +214,8 @@ def _parse_bootstrap(variable: str, raw: str) -> tuple[str, ...]:
     servers = _parse_list(variable, raw)
     for server in servers:
         host, sep, port = server.removeprefix("kafka://").rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise SettingsError(variable, f"expected host:port entries, got {server!r}")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(variable, f"expected host:port entries (port 1 to 65535), got {server!r}")
     return tuple(s.removeprefix("kafka://") for s in servers)
 
 
