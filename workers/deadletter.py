@@ -50,6 +50,14 @@ class OutputTooLarge(Exception):
     reason = "output_too_large"
 
 
+class DeadLetterTooLarge(Exception):
+    """The broker refuses a dead letter as too large. There is nowhere else to put the input, so its
+    batch is held back (unacked, the pipeline stuck with this reason) until the dead-letter topic takes
+    it: raise that topic's ``max.message.bytes`` (and the producer's request size) to clear it."""
+
+    reason = "dead_letter_too_large"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     """Where an input came from."""
@@ -135,6 +143,7 @@ __all__ = [
     "SOURCE_TIMESTAMP",
     "SOURCE_TOPIC",
     "TRANSFORM_FAILED",
+    "DeadLetterTooLarge",
     "Headers",
     "OutputTooLarge",
     "SourceInfo",

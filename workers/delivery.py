@@ -48,15 +48,19 @@ SendFn = Callable[[Send], Awaitable[Awaitable[Any]]]
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Jittered exponential backoff: attempt n waits a random time in [d/2, d], d = min(max, base * 2**n)."""
+    """Jittered exponential backoff: attempt n waits a random time in [d/2, d], d = min(max, base * 2**n).
+
+    `jitter` returns a number in [0, 1) (``random.random`` by default; tests inject their own).
+    """
 
     base: float
     maximum: float
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
 
     def delay(self, attempt: int) -> float:
         """Return the wait before retry number `attempt` (0-based), in seconds."""
         ceiling = min(self.maximum, self.base * float(2 ** min(attempt, 32)))
-        return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+        return ceiling * (0.5 + self.jitter() / 2)
 
 
 def claim(messages: Sequence[Any]) -> None:

@@ -81,6 +81,7 @@ class PipelineRunner:
         metrics: the worker's metrics; `codec_metrics`: the codecs' counters (optional).
         readiness: told when the pipeline is stuck and when it recovers.
         backoff: how long to wait between retries of a transient failure.
+        sleep: waits between retries (``asyncio.sleep``; tests inject their own to see the delays).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class PipelineRunner:
         readiness: Readiness,
         backoff: Backoff,
         codec_metrics: CodecMetrics | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.pipeline = pipeline
         self.dlq_topic = dlq_topic
@@ -110,6 +112,7 @@ class PipelineRunner:
         self._codec_metrics = codec_metrics
         self._readiness = readiness
         self._backoff = backoff
+        self._sleep = sleep
         self._send: SendFn | None = None
         self._ack: Callable[[Any], object] = _not_bound
         name = pipeline.name
@@ -176,7 +179,7 @@ class PipelineRunner:
             for send, exc in refused:
                 if send.topic == self.dlq_topic:
                     sends.append(send)  # nowhere else to put it: wait (stuck) rather than lose it
-                    error = exc
+                    error = deadletter.DeadLetterTooLarge(str(exc))
                 elif outcomes[send.origin].kind == OUT:  # dead-letter the input once, not per output
                     too_large = deadletter.OutputTooLarge(str(exc))
                     dead = self._dead_letter(messages[send.origin], too_large, None, send.origin)
@@ -210,7 +213,10 @@ class PipelineRunner:
         return failed, error, refused
 
     async def _wait_after(self, error: BaseException, attempt: int) -> None:
-        reason = error.reason if isinstance(error, CodecError) else BROKER_SEND_FAILED
+        if isinstance(error, CodecError | deadletter.DeadLetterTooLarge):
+            reason = error.reason
+        else:
+            reason = BROKER_SEND_FAILED
         self._retries.labels(self.pipeline.name, reason).inc()
         self._retries_this_outage += 1
         if self._stuck_since is None:
@@ -225,7 +231,7 @@ class PipelineRunner:
                     "error": deadletter.scrub(f"{type(error).__name__}: {error}"),
                 },
             )
-        await asyncio.sleep(self._backoff.delay(attempt))
+        await self._sleep(self._backoff.delay(attempt))
 
     def _recovered(self) -> None:
         if self._stuck_since is None:
