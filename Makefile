@@ -6,7 +6,7 @@ BROKER ?= tansu
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench bench-worker bench-faults soak clean
+.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench bench-worker bench-faults soak mutation clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -59,5 +59,8 @@ bench-faults: $(STAMP) ## The fault suite's report: records in, out, dead-letter
 soak: $(STAMP) ## One million records through the worker: memory, caches, throughput over time (minutes)
 	$(BIN)/python bench/soak.py
 
+mutation: $(STAMP) ## Mutation run (cosmic-ray) of the failure-path modules against their unit tests (long; M=settings for one)
+	$(BIN)/python tests/mutation/run.py --jobs $${JOBS:-2} $(M)
+
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .mutation

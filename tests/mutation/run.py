@@ -1,0 +1,167 @@
+"""Mutation run (``make mutation``): cosmic-ray over the failure-path modules, each against its own unit tests.
+
+Usage: ``python tests/mutation/run.py [--jobs N] [module ...]`` (modules by short name, e.g. ``settings``;
+all of TARGETS by default). Each module runs in a fresh ``git clone`` of HEAD under a temporary directory
+(cosmic-ray mutates files on disk, so the working tree is never touched and uncommitted changes are not
+measured), one module at a time, at ``nice 19``. With ``--jobs 2`` two cosmic-ray HTTP workers on loopback
+share the mutants, each in its own clone. The session files and a JSON summary are kept in
+``.mutation/`` (git-ignored); the summary has, per module, the mutants, killed, survived and the surviving
+mutants' operator and line, to check against ``tests/mutation/equivalent.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / ".mutation"
+UNIT = "tests/unit/"
+
+#: module -> the unit tests that exercise it (the only ones run against its mutants).
+TARGETS: dict[str, tuple[str, list[str]]] = {
+    "delivery": ("workers/delivery.py", ["test_delivery_failures.py", "test_processing.py"]),
+    "deadletter": (
+        "workers/deadletter.py",
+        ["test_processing_deadletter.py", "test_delivery_failures.py", "test_processing.py"],
+    ),
+    "registry_cache": (
+        "registry_codecs/registry_cache.py",
+        ["test_cache_deadlines.py", "test_registry_cache.py"],
+    ),
+    "settings": (
+        "workers/settings.py",
+        ["test_settings_limits.py", "test_settings.py", "test_settings_docs.py", "test_settings_faust.py"],
+    ),
+    "processing": (
+        "workers/processing.py",
+        [
+            "test_delivery_failures.py",
+            "test_key_format.py",
+            "test_processing.py",
+            "test_processing_readiness.py",
+        ],
+    ),
+    "serde": (
+        "registry_codecs/serde.py",
+        ["test_avro.py", "test_memory_lookup.py", "test_avro_projection.py", "test_hostile_decode.py"],
+    ),
+    "bounds": ("registry_codecs/bounds.py", ["test_bounds_nested.py", "test_hostile_decode.py"]),
+}
+
+
+def config(module_path: str, tests: list[str], ports: list[int]) -> str:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout=120"]
+    command += [UNIT + t for t in tests]
+    distributor = '[cosmic-ray.distributor]\nname = "local"\n'
+    if ports:
+        urls = ", ".join(f'"http://127.0.0.1:{p}"' for p in ports)
+        distributor = f'[cosmic-ray.distributor]\nname = "http"\n\n[cosmic-ray.distributor.http]\nworker-urls = [{urls}]\n'
+    return (
+        "[cosmic-ray]\n"
+        f'module-path = "{module_path}"\n'
+        "timeout = 300.0\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(shlex.join(command))}\n\n" + distributor
+    )
+
+
+def clone(into: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(into)], check=True)
+    return into
+
+
+@contextlib.contextmanager
+def workers(ports: list[int], config_file: Path, scratch: Path) -> Iterator[None]:
+    procs = []
+    try:
+        for port in ports:
+            where = clone(scratch / f"worker-{port}")
+            cmd = ["nice", "-n", "19", str(Path(sys.executable).parent / "cosmic-ray"), "http-worker"]
+            procs.append(subprocess.Popen([*cmd, "--port", str(port)], cwd=where, stdout=subprocess.DEVNULL))
+        time.sleep(3)
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
+def summarize(session: Path) -> dict[str, object]:
+    db = sqlite3.connect(session)
+    rows = db.execute(
+        "SELECT m.operator_name, m.start_pos_row, r.test_outcome, r.worker_outcome, m.occurrence"
+        " FROM mutation_specs m JOIN work_results r ON m.job_id = r.job_id"
+    ).fetchall()
+    total = db.execute("SELECT count(*) FROM mutation_specs").fetchone()[0]
+    survived = sorted(
+        (row, op.split("/")[-1], occ) for op, row, outcome, _, occ in rows if outcome == "survived"
+    )
+    # a mutant that breaks the import ("incompetent") or hangs the tests ("timeout") is caught too
+    killed = sum(
+        1 for _, _, test, worker, _ in rows if test in ("killed", "incompetent") or worker == "timeout"
+    )
+    return {
+        "mutants": total,
+        "done": len(rows),
+        "killed": killed,
+        "survived": len(survived),
+        "survivors": [f"line {row}: {op} #{occ}" for row, op, occ in survived],
+    }
+
+
+def run_one(name: str, jobs: int) -> dict[str, object]:
+    module_path, tests = TARGETS[name]
+    OUT.mkdir(exist_ok=True)
+    session, config_file = OUT / f"{name}.sqlite", OUT / f"{name}.toml"
+    session.unlink(missing_ok=True)
+    ports = [9876 + i for i in range(jobs)] if jobs > 1 else []
+    config_file.write_text(config(module_path, tests, ports))
+    cosmic = [str(Path(sys.executable).parent / "cosmic-ray"), "--verbosity", "ERROR"]
+    with tempfile.TemporaryDirectory(prefix=f"avroflow-mutation-{name}-") as tmp:
+        scratch = Path(tmp)
+        main = clone(scratch / "main")
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        subprocess.run([*cosmic, "init", str(config_file), str(session)], cwd=main, check=True, env=env)
+        subprocess.run([*cosmic, "baseline", str(config_file)], cwd=main, check=True, env=env)
+        started = time.monotonic()
+        with workers(ports, config_file, scratch) if ports else contextlib.nullcontext():
+            exec_cmd = ["nice", "-n", "19", *cosmic, "exec", str(config_file), str(session)]
+            subprocess.run(exec_cmd, cwd=main, check=True, env=env)
+        summary = summarize(session)
+        summary["seconds"] = round(time.monotonic() - started)
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", default=list(TARGETS), choices=[*TARGETS, []])
+    parser.add_argument("--jobs", type=int, default=1, help="cosmic-ray HTTP workers (default 1: local)")
+    args = parser.parse_args()
+    results_file = OUT / "summary.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for name in args.modules:
+        print(f"== {name}: {TARGETS[name][0]}", flush=True)
+        results[name] = run_one(name, args.jobs)
+        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        r = results[name]
+        print(f"   {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived ({r['seconds']} s)")
+        for line in r["survivors"]:  # type: ignore[attr-defined]
+            print("   survived:", line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
