@@ -60,7 +60,7 @@ soak: $(STAMP) ## One million records through the worker: memory, caches, throug
 	$(BIN)/python bench/soak.py
 
 mutation: $(STAMP) ## Mutation run (cosmic-ray) of the failure-path modules against their unit tests (long; M=settings for one)
-	$(BIN)/python tests/mutation/run.py --jobs $${JOBS:-2} $(M)
+	nice -n 19 $(BIN)/python tests/mutation/run.py --jobs $${JOBS:-2} $(M)
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .mutation

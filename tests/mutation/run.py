@@ -1,4 +1,4 @@
-"""Mutation run (``make mutation``): cosmic-ray over the failure-path modules, each against its own unit tests.
+"""Mutation run (``make mutation``): cosmic-ray over the failure-path modules, each against its unit tests.
 
 Usage: ``python tests/mutation/run.py [--jobs N] [module ...]`` (modules by short name, e.g. ``settings``;
 all of TARGETS by default). Each module runs in a fresh ``git clone`` of HEAD under a temporary directory
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shlex
-import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -67,7 +68,10 @@ def config(module_path: str, tests: list[str], ports: list[int]) -> str:
     distributor = '[cosmic-ray.distributor]\nname = "local"\n'
     if ports:
         urls = ", ".join(f'"http://127.0.0.1:{p}"' for p in ports)
-        distributor = f'[cosmic-ray.distributor]\nname = "http"\n\n[cosmic-ray.distributor.http]\nworker-urls = [{urls}]\n'
+        distributor = (
+            '[cosmic-ray.distributor]\nname = "http"\n\n'
+            f"[cosmic-ray.distributor.http]\nworker-urls = [{urls}]\n"
+        )
     return (
         "[cosmic-ray]\n"
         f'module-path = "{module_path}"\n'
@@ -90,13 +94,23 @@ def workers(ports: list[int], config_file: Path, scratch: Path) -> Iterator[None
             where = clone(scratch / f"worker-{port}")
             cmd = ["nice", "-n", "19", str(Path(sys.executable).parent / "cosmic-ray"), "http-worker"]
             procs.append(subprocess.Popen([*cmd, "--port", str(port)], cwd=where, stdout=subprocess.DEVNULL))
-        time.sleep(3)
+        for port in ports:
+            _wait_for_port(port)
         yield
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
+
+
+def _wait_for_port(port: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"cosmic-ray http-worker on port {port} did not start within {timeout} s")
 
 
 def summarize(session: Path) -> dict[str, object]:
@@ -122,11 +136,32 @@ def summarize(session: Path) -> dict[str, object]:
     }
 
 
-def run_one(name: str, jobs: int) -> dict[str, object]:
+def _module_digest(module_path: str) -> str:
+    return hashlib.sha256((ROOT / module_path).read_bytes()).hexdigest()[:16]
+
+
+def _forget_survivors(session: Path) -> int:
+    """Drop the results of surviving (and unfinished) mutants so that `exec` runs them again."""
+    db = sqlite3.connect(session)
+    with db:
+        count = db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+    db.close()
+    return int(count)
+
+
+def run_one(name: str, jobs: int, resume: bool) -> dict[str, object]:
     module_path, tests = TARGETS[name]
     OUT.mkdir(exist_ok=True)
     session, config_file = OUT / f"{name}.sqlite", OUT / f"{name}.toml"
-    session.unlink(missing_ok=True)
+    digest_file = OUT / f"{name}.digest"
+    # Resuming re-runs only the survivors: valid while the module is unchanged and tests were only added.
+    resume = resume and session.exists() and digest_file.exists()
+    resume = resume and digest_file.read_text() == _module_digest(module_path)
+    if resume:
+        print(f"   resuming: {_forget_survivors(session)} survivors run again", flush=True)
+    else:
+        session.unlink(missing_ok=True)
+        digest_file.write_text(_module_digest(module_path))
     ports = [9876 + i for i in range(jobs)] if jobs > 1 else []
     config_file.write_text(config(module_path, tests, ports))
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray"), "--verbosity", "ERROR"]
@@ -134,8 +169,9 @@ def run_one(name: str, jobs: int) -> dict[str, object]:
         scratch = Path(tmp)
         main = clone(scratch / "main")
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        subprocess.run([*cosmic, "init", str(config_file), str(session)], cwd=main, check=True, env=env)
-        subprocess.run([*cosmic, "baseline", str(config_file)], cwd=main, check=True, env=env)
+        if not resume:
+            subprocess.run([*cosmic, "init", str(config_file), str(session)], cwd=main, check=True, env=env)
+            subprocess.run([*cosmic, "baseline", str(config_file)], cwd=main, check=True, env=env)
         started = time.monotonic()
         with workers(ports, config_file, scratch) if ports else contextlib.nullcontext():
             exec_cmd = ["nice", "-n", "19", *cosmic, "exec", str(config_file), str(session)]
@@ -149,12 +185,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=list(TARGETS), choices=[*TARGETS, []])
     parser.add_argument("--jobs", type=int, default=1, help="cosmic-ray HTTP workers (default 1: local)")
+    parser.add_argument("--resume", action="store_true", help="re-run only the survivors of the last run")
     args = parser.parse_args()
     results_file = OUT / "summary.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in args.modules:
         print(f"== {name}: {TARGETS[name][0]}", flush=True)
-        results[name] = run_one(name, args.jobs)
+        results[name] = run_one(name, args.jobs, args.resume)
         results_file.write_text(json.dumps(results, indent=2) + "\n")
         r = results[name]
         print(f"   {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived ({r['seconds']} s)")
