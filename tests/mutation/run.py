@@ -12,11 +12,14 @@ mutants' operator and line, to check against ``tests/mutation/equivalent.md``.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import hashlib
 import json
 import os
+import random
 import shlex
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -93,14 +96,18 @@ def workers(ports: list[int], config_file: Path, scratch: Path) -> Iterator[None
         for port in ports:
             where = clone(scratch / f"worker-{port}")
             cmd = ["nice", "-n", "19", str(Path(sys.executable).parent / "cosmic-ray"), "http-worker"]
-            procs.append(subprocess.Popen([*cmd, "--port", str(port)], cwd=where, stdout=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--port", str(port)], cwd=where, stdout=subprocess.DEVNULL, start_new_session=True
+                )
+            )
         for port in ports:
             _wait_for_port(port)
         yield
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
+        for proc in procs:  # each worker leads its own process group: stop it with its pytest children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
 
 
@@ -113,26 +120,51 @@ def _wait_for_port(port: int, timeout: float = 120.0) -> None:
     raise RuntimeError(f"cosmic-ray http-worker on port {port} did not start within {timeout} s")
 
 
-def summarize(session: Path) -> dict[str, object]:
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (start, end) positions of every annotation: never evaluated under ``from __future__ import
+    annotations`` (each module here has it), so a mutant inside one cannot change behaviour."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        annotations: list[ast.expr | None] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            every = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            every += [a for a in (node.args.vararg, node.args.kwarg) if a is not None]
+            annotations = [a.annotation for a in every] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        for a in annotations:
+            if a is not None and a.end_lineno is not None and a.end_col_offset is not None:
+                spans.append(((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)))
+    return spans
+
+
+def summarize(session: Path, module_path: str) -> dict[str, object]:
+    """Per module: mutants, run, killed, survivors outside annotations, survivors inside them."""
     db = sqlite3.connect(session)
     rows = db.execute(
-        "SELECT m.operator_name, m.start_pos_row, r.test_outcome, r.worker_outcome, m.occurrence"
-        " FROM mutation_specs m JOIN work_results r ON m.job_id = r.job_id"
+        "SELECT m.operator_name, m.start_pos_row, m.start_pos_col, m.occurrence, r.test_outcome,"
+        " r.worker_outcome FROM mutation_specs m JOIN work_results r ON m.job_id = r.job_id"
     ).fetchall()
     total = db.execute("SELECT count(*) FROM mutation_specs").fetchone()[0]
-    survived = sorted(
-        (row, op.split("/")[-1], occ) for op, row, outcome, _, occ in rows if outcome == "survived"
-    )
-    # a mutant that breaks the import ("incompetent") or hangs the tests ("timeout") is caught too
-    killed = sum(
-        1 for _, _, test, worker, _ in rows if test in ("killed", "incompetent") or worker == "timeout"
-    )
+    spans = annotation_spans((ROOT / module_path).read_text())
+
+    def in_annotation(row: int, col: int) -> bool:
+        return any(start <= (row, col) < end for start, end in spans)
+
+    survivors = [
+        (row, col, op.split("/")[-1], occ) for op, row, col, occ, test, _ in rows if test == "SURVIVED"
+    ]
+    annotation = [s for s in survivors if in_annotation(s[0], s[1])]
+    behaviour = sorted(s for s in survivors if not in_annotation(s[0], s[1]))
+    # a mutant that breaks the import (INCOMPETENT) or hangs the tests (TIMEOUT) is caught too
+    killed = sum(1 for *_, test, worker in rows if test in ("KILLED", "INCOMPETENT") or worker == "TIMEOUT")
     return {
         "mutants": total,
         "done": len(rows),
         "killed": killed,
-        "survived": len(survived),
-        "survivors": [f"line {row}: {op} #{occ}" for row, op, occ in survived],
+        "survived": len(behaviour),
+        "equivalent_annotation": len(annotation),
+        "survivors": [f"line {row}:{col} {op} #{occ}" for row, col, op, occ in behaviour],
     }
 
 
@@ -149,7 +181,20 @@ def _forget_survivors(session: Path) -> int:
     return int(count)
 
 
-def run_one(name: str, jobs: int, resume: bool) -> dict[str, object]:
+def _sample(session: Path, size: int, seed: str) -> int:
+    """Keep a seeded random `size` of the session's mutants (all when size is 0); return how many it had."""
+    db = sqlite3.connect(session)
+    ids = sorted(row[0] for row in db.execute("SELECT job_id FROM work_items"))
+    if 0 < size < len(ids):
+        drop = set(ids) - set(random.Random(seed).sample(ids, size))
+        with db:
+            for table in ("mutation_specs", "work_items"):
+                db.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(i,) for i in drop])  # noqa: S608
+    db.close()
+    return len(ids)
+
+
+def run_one(name: str, jobs: int, resume: bool, sample: int) -> dict[str, object]:
     module_path, tests = TARGETS[name]
     OUT.mkdir(exist_ok=True)
     session, config_file = OUT / f"{name}.sqlite", OUT / f"{name}.toml"
@@ -172,11 +217,14 @@ def run_one(name: str, jobs: int, resume: bool) -> dict[str, object]:
         if not resume:
             subprocess.run([*cosmic, "init", str(config_file), str(session)], cwd=main, check=True, env=env)
             subprocess.run([*cosmic, "baseline", str(config_file)], cwd=main, check=True, env=env)
+            (OUT / f"{name}.population").write_text(str(_sample(session, sample, name)))
         started = time.monotonic()
         with workers(ports, config_file, scratch) if ports else contextlib.nullcontext():
             exec_cmd = ["nice", "-n", "19", *cosmic, "exec", str(config_file), str(session)]
             subprocess.run(exec_cmd, cwd=main, check=True, env=env)
-        summary = summarize(session)
+        summary = summarize(session, module_path)
+        population = OUT / f"{name}.population"
+        summary["population"] = int(population.read_text()) if population.exists() else summary["mutants"]
         summary["seconds"] = round(time.monotonic() - started)
     return summary
 
@@ -186,15 +234,20 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", default=list(TARGETS), choices=[*TARGETS, []])
     parser.add_argument("--jobs", type=int, default=1, help="cosmic-ray HTTP workers (default 1: local)")
     parser.add_argument("--resume", action="store_true", help="re-run only the survivors of the last run")
+    parser.add_argument("--sample", type=int, default=0, help="run a seeded random sample of N mutants")
     args = parser.parse_args()
     results_file = OUT / "summary.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in args.modules:
         print(f"== {name}: {TARGETS[name][0]}", flush=True)
-        results[name] = run_one(name, args.jobs, args.resume)
+        results[name] = run_one(name, args.jobs, args.resume, args.sample)
         results_file.write_text(json.dumps(results, indent=2) + "\n")
         r = results[name]
-        print(f"   {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived ({r['seconds']} s)")
+        print(
+            f"   {r['mutants']} of {r['population']} mutants ({r['done']} run), {r['killed']} killed,"
+            f" {r['survived']} survived,"
+            f" {r['equivalent_annotation']} in annotations ({r['seconds']} s)"
+        )
         for line in r["survivors"]:  # type: ignore[attr-defined]
             print("   survived:", line)
     return 0
