@@ -59,7 +59,8 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """Return the wait before retry number `attempt` (0-based), in seconds."""
-        ceiling = min(self.maximum, self.base * float(2 ** min(attempt, 32)))
+        # 2.0 ** 1023 is the largest power of two a float holds: the cap is reached for any base > 0
+        ceiling = min(self.maximum, self.base * 2.0 ** min(attempt, 1023))
         return ceiling * (0.5 + self.jitter() / 2)
 
 

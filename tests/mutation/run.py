@@ -181,6 +181,19 @@ def _forget_survivors(session: Path) -> int:
     return int(count)
 
 
+def _drop_annotation_mutants(session: Path, module_path: str) -> int:
+    """Remove the mutants inside annotations (equivalent: see `annotation_spans`); return how many."""
+    spans = annotation_spans((ROOT / module_path).read_text())
+    db = sqlite3.connect(session)
+    specs = db.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs").fetchall()
+    drop = [(job,) for job, row, col in specs if any(a <= (row, col) < b for a, b in spans)]
+    with db:
+        for table in ("mutation_specs", "work_items"):
+            db.executemany(f"DELETE FROM {table} WHERE job_id = ?", drop)  # noqa: S608
+    db.close()
+    return len(drop)
+
+
 def _sample(session: Path, size: int, seed: str) -> int:
     """Keep a seeded random `size` of the session's mutants (all when size is 0); return how many it had."""
     db = sqlite3.connect(session)
@@ -217,6 +230,7 @@ def run_one(name: str, jobs: int, resume: bool, sample: int) -> dict[str, object
         if not resume:
             subprocess.run([*cosmic, "init", str(config_file), str(session)], cwd=main, check=True, env=env)
             subprocess.run([*cosmic, "baseline", str(config_file)], cwd=main, check=True, env=env)
+            (OUT / f"{name}.annotations").write_text(str(_drop_annotation_mutants(session, module_path)))
             (OUT / f"{name}.population").write_text(str(_sample(session, sample, name)))
         started = time.monotonic()
         with workers(ports, config_file, scratch) if ports else contextlib.nullcontext():
@@ -225,6 +239,9 @@ def run_one(name: str, jobs: int, resume: bool, sample: int) -> dict[str, object
         summary = summarize(session, module_path)
         population = OUT / f"{name}.population"
         summary["population"] = int(population.read_text()) if population.exists() else summary["mutants"]
+        annotations = OUT / f"{name}.annotations"
+        if annotations.exists():
+            summary["equivalent_annotation"] = int(annotations.read_text())
         summary["seconds"] = round(time.monotonic() - started)
     return summary
 

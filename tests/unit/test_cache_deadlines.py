@@ -4,6 +4,8 @@ a latest-schema entry is fresh strictly before its deadline only."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache
@@ -119,3 +121,17 @@ def test_a_latest_entry_is_fresh_strictly_before_its_deadline(offset: float, fre
     entry = LatestEntry("v1", expires_at=30.0)
     assert entry.fresh_at(30.0 + offset) is fresh
     assert entry.stale is False
+
+
+def test_an_lru_get_racing_an_eviction_still_returns_the_value_it_read() -> None:
+    class EvictedMidGet(OrderedDict[int, str]):
+        """Loses the key between `get` and `move_to_end`, as a concurrent `put` evicting it would."""
+
+        def move_to_end(self, key: int, last: bool = True) -> None:
+            self.pop(key, None)
+            super().move_to_end(key, last)  # raises KeyError: the key is gone
+
+    cache: LruCache[int, str] = LruCache(2)
+    cache._data = EvictedMidGet({1: "a"})
+    assert cache.get(1) == "a"
+    assert cache.get(1) is None

@@ -235,3 +235,9 @@ def test_the_output_counters_of_a_mixed_batch() -> None:
     assert counter(collector, "avroflow_pipeline_stuck") == 0
     assert len(acked) == 7
     assert sorted(s.topic for s in producer.delivered) == ["orders-out"] * 3 + ["orders.dlq"] * 4
+
+
+def test_backoff_reaches_its_cap_however_small_the_base() -> None:
+    backoff = Backoff(1e-12, 1.0, jitter=lambda: 1.0)  # 1e-12 * 2**40 is the first delay over 1 s
+    assert backoff.delay(39) < 1.0
+    assert backoff.delay(40) == backoff.delay(100) == backoff.delay(10**9) == 1.0
