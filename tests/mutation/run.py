@@ -168,6 +168,14 @@ def summarize(session: Path, module_path: str) -> dict[str, object]:
     }
 
 
+def _pending(session: Path) -> int:
+    db = sqlite3.connect(session)
+    query = "SELECT count(*) FROM work_items WHERE job_id NOT IN (SELECT job_id FROM work_results)"
+    count = int(db.execute(query).fetchone()[0])
+    db.close()
+    return count
+
+
 def _module_digest(module_path: str) -> str:
     return hashlib.sha256((ROOT / module_path).read_bytes()).hexdigest()[:16]
 
@@ -235,7 +243,10 @@ def run_one(name: str, jobs: int, resume: bool, sample: int) -> dict[str, object
         started = time.monotonic()
         with workers(ports, config_file, scratch) if ports else contextlib.nullcontext():
             exec_cmd = ["nice", "-n", "19", *cosmic, "exec", str(config_file), str(session)]
-            subprocess.run(exec_cmd, cwd=main, check=True, env=env)
+            for _ in range(3):  # a worker that refused a connection leaves its mutant pending: run it again
+                subprocess.run(exec_cmd, cwd=main, check=True, env=env)
+                if not _pending(session):
+                    break
         summary = summarize(session, module_path)
         population = OUT / f"{name}.population"
         summary["population"] = int(population.read_text()) if population.exists() else summary["mutants"]

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from test_processing import MemoryRegistry, Message, avro, order
 
 from registry_codecs import RegisteredSchema, RegistryUnavailable, frame
+from registry_codecs.metrics import CodecMetrics
 from workers.pipeline import Pipeline
 from workers.processing import DEAD, OUT, Backoff, PipelineRunner
 from workers.web import Readiness, WorkerMetrics
@@ -36,6 +37,7 @@ class KeyOutage(MemoryRegistry):
 
 class Setup:
     def __init__(self, key_format: str, *, key_subject: bool = True) -> None:
+        self.collector = CollectorRegistry()
         self.registry = KeyOutage()
         self.registry.register("orders-value", INPUT_SCHEMA)
         self.registry.register("orders-out-value", OUTPUT_SCHEMA)
@@ -48,9 +50,10 @@ class Setup:
             pipeline,
             lookup=self.registry,
             dlq_topic="orders.dlq",
-            metrics=WorkerMetrics.create(CollectorRegistry()),
+            metrics=WorkerMetrics.create(self.collector),
             readiness=Readiness(registry_max_age=10),
             backoff=Backoff(0.001, 0.002),
+            codec_metrics=CodecMetrics.create(self.collector),
         )
         if key_subject:
             self.runner.use_key_subject()
@@ -136,3 +139,18 @@ def test_a_missing_key_stays_missing_in_every_format() -> None:
     for key_format in ("raw", "avro", "auto"):
         outcome = Setup(key_format).runner.process(Message(order(1), key=None))
         assert (outcome.kind, outcome.sends[0].key) == (OUT, None), key_format
+
+
+def test_auto_does_not_try_to_decode_a_key_that_is_not_a_frame() -> None:
+    setup = Setup("auto")
+    setup.runner.process(Message(order(1), key=PLAIN_KEY))
+    setup.runner.process(Message(order(1), key=SHORT_KEY))
+    failures = setup.collector.get_sample_value(
+        "avroflow_decode_failures_total", {"subject": "orders-key", "reason": "framing"}
+    )
+    assert not failures  # a plain key is not a failure: it is not counted as one
+    setup.runner.process(Message(order(1), key=UNKNOWN_ID_KEY))  # looks like a frame: tried, then carried
+    unknown = setup.collector.get_sample_value(
+        "avroflow_decode_failures_total", {"subject": "orders-key", "reason": "unknown_schema"}
+    )
+    assert unknown == 1
