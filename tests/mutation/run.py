@@ -54,6 +54,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_delivery_failures.py",
             "test_key_format.py",
             "test_processing.py",
+            "test_processing_outage.py",
             "test_processing_readiness.py",
         ],
     ),

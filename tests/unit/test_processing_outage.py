@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from test_processing import MemoryRegistry, Message, Producer, order
 
 from registry_codecs import RegisteredSchema, RegistryUnavailable
+from workers import processing
 from workers.pipeline import Pipeline
 from workers.processing import Backoff, PipelineRunner
 from workers.web import Readiness, WorkerMetrics
@@ -140,3 +141,25 @@ def test_a_runner_that_was_never_bound_refuses_to_handle_a_batch() -> None:
     )
     with pytest.raises(RuntimeError, match=r"bind\(\) was not called"):
         asyncio.run(unbound.handle([Message(order(1))]))
+
+
+def test_the_recovery_line_says_how_long_the_pipeline_was_stuck(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Clock:
+        now = 100.0
+
+        def monotonic(self) -> float:
+            self.now += 1.25  # each reading is 1.25 s after the last
+            return self.now
+
+        def perf_counter(self) -> float:
+            return 0.0
+
+    monkeypatch.setattr(processing, "time", Clock())
+    setup = Setup()
+    setup.registry.down_ids.add(1)
+    with caplog.at_level(logging.WARNING, logger="avroflow.processing"):
+        asyncio.run(setup.runner.handle([Message(order(1))]))
+    stuck_seconds = [r.__dict__["stuck_seconds"] for r in caplog.records if "stuck_seconds" in r.__dict__]
+    assert stuck_seconds == [1.25]  # read once when it got stuck, once when it recovered
