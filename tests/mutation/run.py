@@ -46,7 +46,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     ),
     "settings": (
         "workers/settings.py",
-        ["test_settings_limits.py", "test_settings.py", "test_settings_docs.py"],
+        ["test_settings_limits.py", "test_settings_parsing.py", "test_settings.py", "test_settings_docs.py"],
     ),
     "processing": (
         "workers/processing.py",
