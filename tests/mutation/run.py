@@ -38,7 +38,12 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "delivery": ("workers/delivery.py", ["test_delivery_failures.py", "test_processing.py"]),
     "deadletter": (
         "workers/deadletter.py",
-        ["test_processing_deadletter.py", "test_delivery_failures.py", "test_processing.py"],
+        [
+            "test_deadletter_headers.py",
+            "test_processing_deadletter.py",
+            "test_delivery_failures.py",
+            "test_processing.py",
+        ],
     ),
     "registry_cache": (
         "registry_codecs/registry_cache.py",
