@@ -241,3 +241,24 @@ def test_backoff_reaches_its_cap_however_small_the_base() -> None:
     backoff = Backoff(1e-12, 1.0, jitter=lambda: 1.0)  # 1e-12 * 2**40 is the first delay over 1 s
     assert backoff.delay(39) < 1.0
     assert backoff.delay(40) == backoff.delay(100) == backoff.delay(10**9) == 1.0
+
+
+def test_a_sink_refusal_is_told_from_a_dead_letter_refusal_by_topic_not_by_order() -> None:
+    # "zeta" sorts after "orders.dlq": only equality with the dead-letter topic may mean "wait"
+    collector, readiness = CollectorRegistry(), Readiness(registry_max_age=10)
+    broker, acked = Broker("zeta", too_large), []
+    registry = MemoryRegistry()
+    registry.register("orders-value", INPUT_SCHEMA)
+    registry.register("zeta-value", OUTPUT_SCHEMA)
+    runner = PipelineRunner(
+        Pipeline("orders", "orders", "zeta", transform, reader_schema=INPUT_SCHEMA),
+        lookup=registry,
+        dlq_topic="orders.dlq",
+        metrics=WorkerMetrics.create(collector),
+        readiness=readiness,
+        backoff=Backoff(0.1, 0.4),
+        sleep=Sleeps(lambda n: pytest.fail("a refused sink record is dead-lettered, not retried")),
+    )
+    runner.bind(broker.send, acked.append)
+    asyncio.run(runner.handle([Message(order(1))]))
+    assert [s.topic for s in broker.delivered] == ["orders.dlq"] and len(acked) == 1
