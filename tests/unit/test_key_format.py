@@ -143,8 +143,9 @@ def test_a_missing_key_stays_missing_in_every_format() -> None:
 
 def test_auto_does_not_try_to_decode_a_key_that_is_not_a_frame() -> None:
     setup = Setup("auto")
-    setup.runner.process(Message(order(1), key=PLAIN_KEY))
-    setup.runner.process(Message(order(1), key=SHORT_KEY))
+    for key in (PLAIN_KEY, SHORT_KEY, b"u\x00\x00\x00\x00\x01"):  # the last: a zero byte, but not first
+        outcome = setup.runner.process(Message(order(1), key=key))
+        assert outcome.sends[0].key == key
     failures = setup.collector.get_sample_value(
         "avroflow_decode_failures_total", {"subject": "orders-key", "reason": "framing"}
     )
@@ -154,3 +155,13 @@ def test_auto_does_not_try_to_decode_a_key_that_is_not_a_frame() -> None:
         "avroflow_decode_failures_total", {"subject": "orders-key", "reason": "unknown_schema"}
     )
     assert unknown == 1
+
+
+def test_a_frame_of_just_a_header_is_a_key_when_its_schema_takes_no_bytes() -> None:
+    setup = Setup("auto", key_subject=False)
+    empty = json.dumps({"type": "record", "name": "NoKey", "fields": []})
+    key_id = setup.registry.register("orders-key", empty)
+    sink_key_id = setup.registry.register("orders-out-key", empty.replace("NoKey", "OutNoKey"))
+    setup.runner.use_key_subject()
+    outcome = setup.runner.process(Message(order(1), key=frame(key_id, b"")))  # exactly 5 bytes
+    assert outcome.sends[0].key == frame(sink_key_id, b"")
