@@ -262,3 +262,14 @@ def test_a_sink_refusal_is_told_from_a_dead_letter_refusal_by_topic_not_by_order
     runner.bind(broker.send, acked.append)
     asyncio.run(runner.handle([Message(order(1))]))
     assert [s.topic for s in broker.delivered] == ["orders.dlq"] and len(acked) == 1
+
+
+def test_an_input_whose_outputs_are_all_refused_is_dead_lettered_once() -> None:
+    collector, readiness = CollectorRegistry(), Readiness(registry_max_age=10)
+    broker, acked = Broker("orders-out", too_large), []
+    runner = make_runner(collector, readiness, Sleeps())
+    runner.bind(broker.send, acked.append)
+    asyncio.run(runner.handle([Message(order(1, "fanout"))]))  # two outputs, both too large
+    assert broker.refusals == 2
+    assert [s.topic for s in broker.delivered] == ["orders.dlq"]
+    assert counter(collector, "avroflow_records_dead_lettered_total", reason="output_too_large") == 1
