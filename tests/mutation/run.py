@@ -51,7 +51,13 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     ),
     "settings": (
         "workers/settings.py",
-        ["test_settings_limits.py", "test_settings_parsing.py", "test_settings.py", "test_settings_docs.py"],
+        [
+            "test_settings_limits.py",
+            "test_settings_parsing.py",
+            "test_settings_defaults.py",
+            "test_settings.py",
+            "test_settings_docs.py",
+        ],
     ),
     "processing": (
         "workers/processing.py",
