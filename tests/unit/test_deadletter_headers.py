@@ -91,3 +91,17 @@ def test_the_too_large_reasons() -> None:
     assert reason_of(OutputTooLarge("x")) == "output_too_large"
     # never a dead letter's reason (it is the dead letter that is refused): the stuck reason instead
     assert DeadLetterTooLarge.reason == "dead_letter_too_large"
+
+
+def test_the_message_bound_is_512_characters_as_documented() -> None:
+    assert len(scrub("x" * 600)) == 512 == MAX_MESSAGE_CHARS
+
+
+def test_only_builtins_get_a_short_class_name() -> None:
+    class Early(Exception):
+        pass
+
+    Early.__module__ = "asyncio.exceptions"  # sorts before "builtins"
+    Early.__qualname__ = "Early"
+    headers = dict(dead_letter_headers(None, SourceInfo("t", 0, 0, None), Early("x"), pipeline="p"))
+    assert headers["dlq.error.class"] == b"asyncio.exceptions.Early"
