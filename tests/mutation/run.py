@@ -71,7 +71,13 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     ),
     "serde": (
         "registry_codecs/serde.py",
-        ["test_avro.py", "test_memory_lookup.py", "test_avro_projection.py", "test_hostile_decode.py"],
+        [
+            "test_serde_edges.py",
+            "test_avro.py",
+            "test_memory_lookup.py",
+            "test_avro_projection.py",
+            "test_hostile_decode.py",
+        ],
     ),
     "bounds": ("registry_codecs/bounds.py", ["test_bounds_nested.py", "test_hostile_decode.py"]),
 }

@@ -1,0 +1,70 @@
+"""The serializer's latest-schema recheck read just before, at and past its deadline (on a patched
+clock), and the decoder's error messages: the body's size, the bytes left over, the reader schema named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from registry_codecs import AvroDeserializer, AvroSerializer, DecodeError, RegisteredSchema, frame, serde
+
+SCHEMA = json.dumps({"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]})
+
+
+class Lookup:
+    def __init__(self) -> None:
+        self.latest_calls = 0
+
+    def get_schema(self, schema_id: int) -> RegisteredSchema:
+        return RegisteredSchema(schema_id, SCHEMA)
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        self.latest_calls += 1
+        return RegisteredSchema(1, SCHEMA, subject=subject)
+
+    def register(self, subject: str, schema_str: str, schema_type: str = "AVRO", references: Any = ()) -> int:
+        raise NotImplementedError
+
+
+class Clock:
+    now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("offset", "asks"), [(-1e-6, False), (0.0, True), (1e-6, True)])
+def test_the_latest_schema_is_rechecked_from_its_deadline_on(
+    offset: float, asks: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(serde, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(serde, "time", clock)
+    lookup = Lookup()
+    encoder = AvroSerializer(lookup, "s-value", latest_recheck_seconds=2.0)  # type: ignore[arg-type]
+    encoder.encode({"n": 1})
+    assert lookup.latest_calls == 1
+    clock.now += 2.0 + offset
+    encoder.encode({"n": 2})
+    assert lookup.latest_calls == (2 if asks else 1)
+
+
+def decode_error(data: bytes, *, reader: str | None = None) -> str:
+    decoder = AvroDeserializer(Lookup(), reader_schema=reader)  # type: ignore[arg-type]
+    with pytest.raises(DecodeError) as caught:
+        decoder.decode(data)
+    return str(caught.value)
+
+
+def test_a_body_that_does_not_decode_is_described_by_its_size() -> None:
+    message = decode_error(frame(1, b"\x80\x80"))  # a varint that never ends
+    assert message.startswith("body of 2 bytes does not decode with writer schema id 1: ")
+    assert "into the reader schema" not in message
+    assert "into the reader schema" in decode_error(frame(1, b"\x80\x80"), reader=SCHEMA)
+
+
+def test_bytes_left_over_are_counted() -> None:
+    message = decode_error(frame(1, b"\x02" + b"\x00" * 7))
+    assert message.startswith("7 bytes left over after decoding a record with writer schema id 1")
