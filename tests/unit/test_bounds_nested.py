@@ -154,3 +154,59 @@ def test_needs_check_finds_an_empty_array_nested_in_a_map_or_union() -> None:
     }
     for schema in (in_map, in_union, in_array):
         assert needs_check(parse_avro(json.dumps(schema))), schema
+
+
+def test_an_array_of_a_named_type_used_again_by_name_is_measured() -> None:
+    schema = {
+        "type": "record",
+        "name": "Twice",
+        "namespace": "t",
+        "fields": [
+            {"name": "first", "type": EMPTY},
+            {"name": "many", "type": {"type": "array", "items": "t.Empty"}},  # by name: width 0
+        ],
+    }
+    parsed = parse_avro(json.dumps(schema))
+    assert needs_check(parsed)
+    with pytest.raises(BodyOutOfBounds, match="empty items"):
+        check_body(parsed, zigzag(2**40) + EMPTY_ARRAY)
+
+
+LONG_AND_NULLS = {
+    "type": "record",
+    "name": "L",
+    "fields": [{"name": "n", "type": "long"}, {"name": "guard", "type": NULLS}],
+}
+
+
+@pytest.mark.parametrize("n", [2**63 - 1, -(2**63)])
+def test_a_ten_byte_long_passes_the_walk(n: int) -> None:
+    data = body_of(LONG_AND_NULLS, {"n": n, "guard": []})
+    assert len(data) == 11  # ten bytes of varint and an empty array
+    check_body(parse_avro(json.dumps(LONG_AND_NULLS)), data)
+
+
+def test_an_eleven_byte_number_is_refused() -> None:
+    with pytest.raises(BodyOutOfBounds, match="longer than 10 bytes"):
+        check_body(parse_avro(json.dumps(LONG_AND_NULLS)), b"\xff" * 10 + b"\x01" + EMPTY_ARRAY)
+
+
+def test_a_length_one_past_the_end_is_refused_with_the_bytes_left() -> None:
+    strings = parse_avro(json.dumps({"type": "array", "items": "string"}))
+    with pytest.raises(BodyOutOfBounds, match="string claims 4 bytes, 3 left"):
+        check_body(strings, zigzag(1) + zigzag(4) + b"abc")
+    check_body(strings, zigzag(1) + zigzag(3) + b"abc" + EMPTY_ARRAY)
+
+
+def test_a_negative_length_is_refused() -> None:
+    refused(body(names=zigzag(1) + zigzag(-1) + EMPTY_ARRAY), "string claims -1 bytes")
+
+
+def test_a_union_index_far_past_the_branches_is_refused() -> None:
+    refused(body(choices=zigzag(1) + zigzag(5) + EMPTY_ARRAY), "union index 5 out of range")
+
+
+def test_a_count_of_wide_items_is_checked_against_the_bytes_left() -> None:
+    floats = parse_avro(json.dumps({"type": "array", "items": "float"}))
+    with pytest.raises(BodyOutOfBounds, match="array block claims 3 items of >= 4 bytes, 10 bytes left"):
+        check_body(floats, zigzag(3) + b"\x00" * 10)
