@@ -60,3 +60,8 @@ def test_validate_names_the_setting_below_zero_on_a_directly_built_settings() ->
 
 def test_secrets_differ_both_ways() -> None:
     assert Secret("a") != Secret("b") and Secret("b") != Secret("a")
+
+
+def test_secrets_compare_by_value_not_identity() -> None:
+    built = "".join(["pass", "word"])  # an equal string that is another object
+    assert Secret(built) == Secret("password")
