@@ -59,8 +59,8 @@ def decode_error(data: bytes, *, reader: str | None = None) -> str:
 
 
 def test_a_body_that_does_not_decode_is_described_by_its_size() -> None:
-    message = decode_error(frame(1, b"\x80\x80"))  # a varint that never ends
-    assert message.startswith("body of 2 bytes does not decode with writer schema id 1: ")
+    message = decode_error(frame(1, b"\x80\x80\x80"))  # a varint that never ends
+    assert message.startswith("body of 3 bytes does not decode with writer schema id 1: ")
     assert "into the reader schema" not in message
     assert "into the reader schema" in decode_error(frame(1, b"\x80\x80"), reader=SCHEMA)
 
