@@ -68,3 +68,15 @@ def test_a_body_that_does_not_decode_is_described_by_its_size() -> None:
 def test_bytes_left_over_are_counted() -> None:
     message = decode_error(frame(1, b"\x02" + b"\x00" * 7))
     assert message.startswith("7 bytes left over after decoding a record with writer schema id 1")
+
+
+def test_by_default_the_latest_schema_is_rechecked_every_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(serde, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(serde, "time", clock)
+    lookup = Lookup()
+    encoder = AvroSerializer(lookup, "s-value")  # type: ignore[arg-type]
+    encoder.encode({"n": 1})
+    clock.now += 1.0  # workers/README.md: a new version is used within the TTL "plus at most a second"
+    encoder.encode({"n": 2})
+    assert lookup.latest_calls == 2
