@@ -77,6 +77,37 @@ def test_by_default_the_latest_schema_is_rechecked_every_second(monkeypatch: pyt
     lookup = Lookup()
     encoder = AvroSerializer(lookup, "s-value")  # type: ignore[arg-type]
     encoder.encode({"n": 1})
-    clock.now += 1.0  # workers/README.md: a new version is used within the TTL "plus at most a second"
+    clock.now += 0.5
     encoder.encode({"n": 2})
+    assert lookup.latest_calls == 1  # not asked on every record
+    clock.now += 0.5  # workers/README.md: a new version is used within the TTL "plus at most a second"
+    encoder.encode({"n": 3})
     assert lookup.latest_calls == 2
+
+
+def test_the_schema_id_is_read_from_the_cache_within_the_recheck_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(serde, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(serde, "time", clock)
+    lookup = Lookup()
+    encoder = AvroSerializer(lookup, "s-value")  # type: ignore[arg-type]
+    assert encoder.schema_id == 1 and encoder.schema_id == 1
+    assert lookup.latest_calls == 1
+
+
+def test_a_guarded_writer_schema_does_not_make_other_schemas_guarded() -> None:
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [{"name": "n", "type": "long"}, {"name": "next", "type": ["null", "Node"]}],
+    }
+
+    class Two(Lookup):
+        def get_schema(self, schema_id: int) -> RegisteredSchema:
+            return RegisteredSchema(schema_id, json.dumps(node) if schema_id == 2 else SCHEMA)
+
+    decoder = AvroDeserializer(Two())  # type: ignore[arg-type]
+    assert decoder.decode(frame(2, b"\x02\x00")) == {"n": 1, "next": None}  # recursive: walked first
+    assert decoder.decode(frame(1, b"\x04")) == {"n": 2}  # not recursive: read as is
