@@ -174,8 +174,12 @@ def summarize(session: Path, module_path: str) -> dict[str, object]:
     ]
     annotation = [s for s in survivors if in_annotation(s[0], s[1])]
     behaviour = sorted(s for s in survivors if not in_annotation(s[0], s[1]))
-    # a mutant that breaks the import (INCOMPETENT) or hangs the tests (TIMEOUT) is caught too
-    killed = sum(1 for *_, test, worker in rows if test in ("KILLED", "INCOMPETENT") or worker == "TIMEOUT")
+    # a mutant that breaks the import (INCOMPETENT), hangs (TIMEOUT) or kills (ABNORMAL) the tests is caught
+    killed = sum(
+        1
+        for *_, test, worker in rows
+        if test in ("KILLED", "INCOMPETENT") or worker in ("TIMEOUT", "ABNORMAL")
+    )
     return {
         "mutants": total,
         "done": len(rows),

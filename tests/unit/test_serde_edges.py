@@ -59,8 +59,8 @@ def decode_error(data: bytes, *, reader: str | None = None) -> str:
 
 
 def test_a_body_that_does_not_decode_is_described_by_its_size() -> None:
-    message = decode_error(frame(1, b"\x80\x80\x80"))  # a varint that never ends
-    assert message.startswith("body of 3 bytes does not decode with writer schema id 1: ")
+    message = decode_error(frame(1, b"\x80" * 6))  # a varint that never ends
+    assert message.startswith("body of 6 bytes does not decode with writer schema id 1: ")
     assert "into the reader schema" not in message
     assert "into the reader schema" in decode_error(frame(1, b"\x80\x80"), reader=SCHEMA)
 
@@ -111,3 +111,18 @@ def test_a_guarded_writer_schema_does_not_make_other_schemas_guarded() -> None:
     decoder = AvroDeserializer(Two())  # type: ignore[arg-type]
     assert decoder.decode(frame(2, b"\x02\x00")) == {"n": 1, "next": None}  # recursive: walked first
     assert decoder.decode(frame(1, b"\x04")) == {"n": 2}  # not recursive: read as is
+
+
+def test_a_local_schema_without_auto_register_is_never_registered() -> None:
+    lookup = Lookup()  # its register raises
+    encoder = AvroSerializer(lookup, "s-value", schema=SCHEMA)  # type: ignore[arg-type]
+    assert encoder.subject == "s-value"
+    assert encoder.encode({"n": 1}) == frame(1, b"\x02")
+    assert lookup.latest_calls == 1
+
+
+def test_a_misfit_names_the_schema_id_and_subject() -> None:
+    encoder = AvroSerializer(Lookup(), "s-value")  # type: ignore[arg-type]
+    with pytest.raises(serde.CodecError) as caught:
+        encoder.encode({"n": "not a long"})
+    assert str(caught.value).startswith("record does not fit schema id 1 of subject 's-value' at n")
