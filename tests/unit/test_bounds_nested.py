@@ -210,3 +210,20 @@ def test_a_count_of_wide_items_is_checked_against_the_bytes_left() -> None:
     floats = parse_avro(json.dumps({"type": "array", "items": "float"}))
     with pytest.raises(BodyOutOfBounds, match="array block claims 3 items of >= 4 bytes, 10 bytes left"):
         check_body(floats, zigzag(3) + b"\x00" * 10)
+
+
+def test_the_documented_bounds_hold_as_numbers() -> None:
+    nulls = parse_avro(json.dumps(NULLS))
+    check_body(nulls, zigzag(65536) + EMPTY_ARRAY)  # MAX_EMPTY_ITEMS: 2**16 empty items are fine
+    with pytest.raises(BodyOutOfBounds, match="over 65536"):
+        check_body(nulls, zigzag(65537) + EMPTY_ARRAY)
+    node = parse_avro(json.dumps(NODE))
+    fits = (zigzag(1) + zigzag(1)) * 249 + zigzag(1) + zigzag(0)  # 250 nodes: 499 levels
+    check_body(node, fits)
+    with pytest.raises(BodyOutOfBounds, match="deeper than 500"):
+        check_body(node, (zigzag(1) + zigzag(1)) * 250 + zigzag(1) + zigzag(0))
+
+
+def test_a_block_byte_size_of_zero_is_accepted_for_items_that_take_no_bytes() -> None:
+    nulls = parse_avro(json.dumps(NULLS))
+    check_body(nulls, zigzag(-3) + zigzag(0) + EMPTY_ARRAY)  # three nulls take 0 bytes
