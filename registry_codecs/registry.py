@@ -364,6 +364,9 @@ class RegistryClient:
     ) -> CompatibilityResult:
         """Ask whether `schema_str` could be registered under `subject`, checked against `version`.
 
+        Apicurio's Confluent API differs (devstack/README.md, "Apicurio"): a verbose answer has no messages,
+        and a subject that does not exist is answered as compatible, not with `SubjectNotFound`.
+
         Raises:
             SubjectNotFound, VersionNotFound: nothing to compare against.
             InvalidSchema: the candidate is not a valid schema.
