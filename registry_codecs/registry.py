@@ -31,7 +31,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from registry_codecs.errors import RegistryError, RegistryUnavailable, SchemaNotFound, SubjectNotFound
+from registry_codecs.errors import (
+    RegistryError,
+    RegistryUnavailable,
+    SchemaNotFound,
+    SubjectNotFound,
+    VersionNotFound,
+)
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry_answers import (
     compatibility_level,
@@ -344,6 +350,9 @@ class RegistryClient:
     ) -> RegisteredSchema:
         """Find `schema_str` among the versions of `subject` (not cached).
 
+        The schema found is the one asked about: when the registry's answer leaves out the references
+        (some do), the ones given here are kept, and resolved.
+
         Raises:
             SubjectNotFound: no such subject (40401).
             SchemaNotFound: the subject exists but does not hold this schema (40403).
@@ -351,7 +360,10 @@ class RegistryClient:
         """
         body = schema_body(schema_str, schema_type, references)
         answer = self._http.request("POST", f"/subjects/{_q(subject)}", endpoint="lookup", body=body)
-        return self._resolved(parse_schema_answer(answer, "lookup", subject=subject))
+        found = parse_schema_answer(answer, "lookup", subject=subject)
+        if references and not found.references:
+            found = dataclasses.replace(found, references=tuple(references))
+        return self._resolved(found)
 
     def test_compatibility(
         self,
@@ -364,19 +376,28 @@ class RegistryClient:
     ) -> CompatibilityResult:
         """Ask whether `schema_str` could be registered under `subject`, checked against `version`.
 
+        Against ``"latest"`` of a subject that does not exist the answer is compatible, as Confluent
+        Schema Registry 7.x answers (nothing registered can conflict); older registries' 40401 (and
+        Karapace's 40402) for that case are read the same way.
+
         Raises:
-            SubjectNotFound, VersionNotFound: nothing to compare against.
+            SubjectNotFound, VersionNotFound: a numbered version that does not exist.
             InvalidSchema: the candidate is not a valid schema.
             RegistryUnavailable: the registry could not answer.
         """
         path = f"/compatibility/subjects/{_q(subject)}/versions/{version}"
-        answer = self._http.request(
-            "POST",
-            path,
-            endpoint="compatibility",
-            body=schema_body(schema_str, schema_type, references),
-            params={"verbose": "true" if verbose else "false"},
-        )
+        try:
+            answer = self._http.request(
+                "POST",
+                path,
+                endpoint="compatibility",
+                body=schema_body(schema_str, schema_type, references),
+                params={"verbose": "true" if verbose else "false"},
+            )
+        except (SubjectNotFound, VersionNotFound):
+            if version != "latest":
+                raise
+            return CompatibilityResult(True)
         return CompatibilityResult(*compatibility_verdict(answer))
 
     def get_compatibility(self, subject: str | None = None) -> str:

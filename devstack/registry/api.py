@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.registry import compatibility
-from devstack.registry.errors import ApiError, invalid_version, schema_not_found
+from devstack.registry.errors import ApiError, invalid_version, schema_not_found, version_not_found
 from devstack.registry.schemas import (
     SCHEMA_TYPES,
     SchemaDoc,
@@ -234,10 +234,20 @@ class RegistryApi:
 
     def _test_against_one(self, req: Request) -> tuple[int, Any]:
         subject, version = req.params
+        number = _parse_version(version)
         doc = self._schema_from_body(req.body)
         with self.store.lock:
-            entry = self.store.version(subject, _parse_version(version))
-            problems = self._problems(self.store.effective_level(subject), doc, [entry])
+            try:
+                against = [self.store.version(subject, number)]
+            except ApiError as exc:
+                # As Confluent 7.x: "latest" of a subject without live versions is checked against
+                # nothing (compatible); a numbered version of it is 40402, never 40401.
+                if exc.error_code != 40401:
+                    raise
+                if number is not None:
+                    raise version_not_found(subject, number) from exc
+                against = []
+            problems = self._problems(self.store.effective_level(subject), doc, against)
         return 200, _compat_body(problems, req.flag("verbose"))
 
     def _test_against_all(self, req: Request) -> tuple[int, Any]:
