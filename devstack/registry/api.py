@@ -23,6 +23,7 @@ from devstack.registry.schemas import (
     references_from_json,
 )
 from devstack.registry.store import LEVELS, RegistryStore, VersionEntry
+from devstack.registry.warmup import WarmUp
 
 __all__ = ["RawText", "RegistryApi", "Request"]
 
@@ -50,10 +51,12 @@ class RegistryApi:
 
     Args:
         store: The registry state.
+        warmup: Answers as a registry that has not reloaded its store yet, while it lasts.
     """
 
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore, warmup: WarmUp | None = None) -> None:
         self.store = store
+        self.warmup = warmup
         seg = r"([^/]+)"
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"/?"), {"GET": lambda r: (200, {})}),
@@ -92,6 +95,10 @@ class RegistryApi:
             ApiError: Any refusal, with Confluent's status and error code.
         """
         path = path.rstrip("/") or "/"
+        if self.warmup is not None:
+            early = self.warmup.answer(method, path)
+            if early is not None:
+                return early
         for pattern, methods in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
