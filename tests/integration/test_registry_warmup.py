@@ -126,7 +126,7 @@ def test_devstack_registry_warm_up_answers_not_found_then_serves(tmp_path: Path)
         with RegistryClient(registry.url) as setup:
             schema_id = setup.register("warm-value", json.dumps({"type": "fixed", "name": "F", "size": 3}))
         registry.stop()
-        registry.warmup_seconds = 3.0
+        registry.warmup_seconds = 6.0
         registry.start()
         # As Karapace replaying its topic: what exists is not found yet.
         answer = requests.get(f"{registry.url}/schemas/ids/{schema_id}", timeout=TIMEOUT)

@@ -73,8 +73,6 @@ def test_a_registry_warming_up_at_start_is_waited_for(
     source, sink = pipeline_topics(bootstrap_servers, unique_name)
     registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
     registry.stop()
-    registry.warmup_seconds = 10.0
-    registry.start()  # the subject exists, but for 10 s the registry says it does not
     env = worker_env(
         bootstrap_servers,
         registry.url,
@@ -84,6 +82,11 @@ def test_a_registry_warming_up_at_start_is_waited_for(
         AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="60",
     )
     worker = run(env, tmp_path / "w.log", stack)
+    wait_for(
+        lambda: "waiting for it before joining the consumer group" in worker.log(), 60, "the waiting line"
+    )
+    registry.warmup_seconds = 5.0
+    registry.start()  # the subject exists, but for 5 s the registry says it does not
     worker.wait_ready(timeout=90)
     assert f"sink subject {sink}-value not found" in worker.log()  # it met the warm-up and waited
 

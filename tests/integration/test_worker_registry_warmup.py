@@ -54,8 +54,8 @@ def test_a_registry_restarted_mid_stream_in_warm_up_dead_letters_no_valid_record
     wait_for(lambda: worker.counter("avroflow_records_out_total") == 20, 60, "the first outputs")
 
     registry.stop()
-    registry.warmup_seconds = 5.0
-    registry.start()  # same port and data; "not found" for everything during its first 5 s
+    registry.warmup_seconds = 8.0
+    registry.start()  # same port and data; "not found" for everything during its first 8 s
     # New writer ids first: decoding comes before encoding, so the id (not the sink subject) meets the
     # warm-up first. Today's client took its 40403 at its word and dead-lettered these.
     for i in range(40, 80):
