@@ -223,6 +223,8 @@ def worker_env(
         AVROFLOW_SCHEMA_REGISTRY_TIMEOUT_SECONDS="2",
         AVROFLOW_SHUTDOWN_TIMEOUT_SECONDS="15",
         AVROFLOW_BATCH_SIZE="50",
+        # Unknown ids and missing sink subjects are final after 2 s (default 30 s, for registry warm-ups).
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="2",
         TEST_SOURCE_TOPIC=source,
         TEST_SINK_TOPIC=sink,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
