@@ -218,9 +218,13 @@ class KafkaBroker(ChildService):
             if self._own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def log_path(self, index: int = 0) -> Path:
+        """Node `index`'s log file (what the broker prints: start-up, failed authentications ...)."""
+        return self._nodes[index].folder / "kafka.log"
+
     def log_tail(self, chars: int = _LOG_TAIL_CHARS, index: int = 0) -> str:
         """The last `chars` characters of node `index`'s log."""
-        path = self._nodes[index].folder / "kafka.log"
+        path = self.log_path(index)
         with contextlib.suppress(OSError), path.open("rb") as log:
             size = log.seek(0, os.SEEK_END)
             log.seek(max(0, size - chars))
@@ -330,7 +334,7 @@ class KafkaBroker(ChildService):
 
     def _spawn(self, node: _Node, classpath: str) -> None:
         config = self._write_config(node)
-        node.log = (node.folder / "kafka.log").open("ab")
+        node.log = self.log_path(node.index).open("ab")
         node.proc = subprocess.Popen(
             self._java(node, classpath, "kafka.Kafka", str(config)),
             stdin=subprocess.DEVNULL,
