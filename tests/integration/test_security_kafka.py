@@ -202,6 +202,7 @@ def test_a_refused_produce_or_consume_is_one_clear_line_and_exit_3(
     secured_kafka.broker.create_topics([topic])
     register(registry_url, f"{topic}-value", INPUT_SCHEMA)
     env = cli_env(secured_kafka, registry_url, listener, **overrides)
+    log_size = secured_kafka.broker.log_path().stat().st_size
     args = ["--from-beginning", "--max-messages", "1", "--timeout", "5"] if command == "consume" else []
     result = cli(env, command, topic, *args, stdin=json.dumps(order(1)) + "\n")
     assert result.returncode == 3, result.stderr
@@ -210,6 +211,8 @@ def test_a_refused_produce_or_consume_is_one_clear_line_and_exit_3(
     assert lines[0].startswith(f"avroflow {command}: ") and names in lines[0], lines[0]
     for secret in (WRONG_SECRET, secured_kafka.password):
         assert secret not in result.stderr and secret not in result.stdout
+    if case != "server CA not trusted":
+        assert failed_authentications(secured_kafka, log_size) == 1  # one attempt, no retry
 
 
 def test_schemas_commands_never_connect_to_kafka(
