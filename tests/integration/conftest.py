@@ -27,7 +27,8 @@ def stack() -> Iterator[ExitStack]:
 def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
     """Apache Kafka of its own with SASL_SSL (SCRAM-SHA-512), SSL (client certificates required) and
     PLAIN_SSL (SASL PLAIN over TLS) listeners, a CA and certificates made for the session; started the
-    first time a test asks for it (a JVM of its own: only the security tests do), stopped at session end."""
+    first time a test asks for it (a JVM of its own: only the security tests do), stopped at session end.
+    Always Apache Kafka, whatever AVROFLOW_TEST_BROKER says: Tansu has no TLS or SASL."""
     secured = secured_kafka_for(tmp_path_factory.mktemp("kafka-tls"), password=KAFKA_SECRET)
     atexit.register(secured.broker.stop)
     secured.broker.start()
