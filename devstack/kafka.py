@@ -219,7 +219,7 @@ class KafkaBroker(ChildService):
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def log_path(self, index: int = 0) -> Path:
-        """Node `index`'s log file (what the broker prints: start-up, failed authentications ...)."""
+        """The file that receives node `index`'s output."""
         return self._nodes[index].folder / "kafka.log"
 
     def log_tail(self, chars: int = _LOG_TAIL_CHARS, index: int = 0) -> str:

@@ -107,6 +107,7 @@ class Settings:
     schema_registry_key_file: Path | None = None
     schema_registry_timeout_seconds: float = 10.0
     latest_schema_ttl_seconds: float = 30.0
+    schema_not_found_retry_seconds: float = 30.0
     auto_register_schemas: bool = False
     # Processing
     dlq_suffix: str = ".dlq"
@@ -331,6 +332,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "schema_registry_key_file": _parse_file,
     "schema_registry_timeout_seconds": _number(float, 0.1, "a number of seconds"),
     "latest_schema_ttl_seconds": _seconds,
+    "schema_not_found_retry_seconds": _seconds,
     "auto_register_schemas": _parse_bool,
     "dlq_suffix": _parse_topic_suffix,
     "batch_size": _number(int, 1, "a whole number"),

@@ -26,6 +26,7 @@ def test_defaults_with_only_the_required_variables() -> None:
     assert settings.app_id == "avroflow"
     assert settings.dlq_suffix == ".dlq"
     assert settings.latest_schema_ttl_seconds == 30.0
+    assert settings.schema_not_found_retry_seconds >= 30.0  # a registry warm-up takes seconds
     assert settings.web_port == 6066
     assert settings.log_level == "INFO"
     assert settings.auto_register_schemas is False
