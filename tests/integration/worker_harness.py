@@ -309,3 +309,29 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def assert_nothing_leaks(
+    worker: WorkerProcess,
+    bootstrap_servers: str,
+    dlq: str,
+    *secrets: str,
+    content: str,
+    dead_letters: int = 2,
+) -> None:
+    """The secrets appear in no log line, endpoint answer or dead-letter header (`dead_letters` of them
+    read from `dlq` through `bootstrap_servers`); the endpoints show no record `content` either."""
+    answers = {path: worker.get(path)[1] for path in ("/metrics", "/healthz", "/readyz")}
+    dead = consume(bootstrap_servers, dlq, expected=dead_letters, timeout=30)
+    assert len(dead) == dead_letters
+    headers = "\n".join(
+        f"{k}={v.decode(errors='replace')}" for record in dead for k, v in record.headers.items()
+    )
+    assert "dlq.error.message" in headers
+    for secret in secrets:
+        assert secret not in worker.log()
+        assert secret not in headers
+        for path, body in answers.items():
+            assert secret not in body, path
+    for path, body in answers.items():
+        assert content not in body, f"{path} shows record content"
