@@ -95,6 +95,7 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
                 readiness=readiness,
                 backoff=backoff,
                 codec_metrics=codec_metrics,
+                key_recheck_seconds=settings.latest_schema_ttl_seconds,
             )
         except (PipelineError, CodecError) as exc:
             raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
@@ -107,7 +108,8 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
 
     Waits (with backoff and one log line per outage) while the registry is unreachable. A missing sink
     subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise the
-    start is refused. The sink's key subject is used for Avro keys when it exists.
+    start is refused. The sink's key subject is used for Avro keys when it exists; a pipeline with
+    ``key_format="avro"`` is refused when it does not.
 
     Returns:
         True when every pipeline is ready to run, False when `stop` was set while waiting.
@@ -171,16 +173,31 @@ def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
         if exc.retriable or isinstance(exc, RegistryAuthError):
             raise
         raise PreflightError(f"sink subject {subject}: {exc}") from exc
-    try:
-        runtime.client.get_latest(pipeline.sink_key_subject)
-    except SubjectNotFound:
-        pass
-    else:
-        runner.use_key_subject()
+    _resolve_sink_key(runner)
     runtime.readiness.unresolved_subjects.discard(subject)
     log.info(
         "sink schema resolved", extra={"pipeline": pipeline.name, "subject": subject, "schema_id": schema_id}
     )
+
+
+def _resolve_sink_key(runner: PipelineRunner) -> None:
+    """Use the sink's key subject when it exists; with ``key_format="avro"`` it must."""
+    pipeline = runner.pipeline
+    if pipeline.key_format == "raw":
+        return
+    subject = pipeline.sink_key_subject
+    try:
+        runner.keys.resolve()
+    except SubjectNotFound:
+        if pipeline.key_format == "avro":
+            raise PreflightError(
+                f"sink key subject {subject} does not exist (key_format='avro' re-encodes every key with "
+                "its latest schema: register it, or use key_format='auto' or 'raw')"
+            ) from None
+    except CodecError as exc:
+        if exc.retriable or isinstance(exc, RegistryAuthError):
+            raise
+        raise PreflightError(f"sink key subject {subject}: {exc}") from exc
 
 
 __all__ = ["PreflightError", "Runtime", "build_runtime", "preflight", "registry_client"]
