@@ -1,6 +1,7 @@
 """The worker process at the edges (issue 13): keys that must be Avro, a key subject registered while it
-runs, key failures dead-lettered as such, tombstones forwarded, and records nested 1,000 deep going
-through while 10,000-deep ones are dead-lettered and the worker stays up."""
+runs (and a new version of it) used within the refresh interval, key failures dead-lettered as such,
+tombstones forwarded, and records nested 1,000 deep going through while 10,000-deep ones are
+dead-lettered and the worker stays up."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ KEY_SCHEMA = '{"type": "record", "name": "OrderKey", "fields": [{"name": "user",
 SINK_KEY_SCHEMA = (
     '{"type": "record", "name": "OrderKey", "fields": [{"name": "user", "type": "string"}, '
     '{"name": "region", "type": "string", "default": "eu"}]}'
+)
+#: The sink key schema's second version (one more field with a default).
+SINK_KEY_SCHEMA_V2 = SINK_KEY_SCHEMA.replace(
+    "}]}", '}, {"name": "tier", "type": "string", "default": "basic"}]}'
 )
 #: A key the sink's key schema cannot take: it has no `user`.
 OTHER_KEY_SCHEMA = '{"type": "record", "name": "OtherKey", "fields": [{"name": "n", "type": "long"}]}'
@@ -101,21 +106,40 @@ def test_a_key_subject_registered_while_running_is_used_and_tombstones_are_forwa
     outputs = consume(bootstrap_servers, sink, expected=8, timeout=60)
     dead = consume(bootstrap_servers, f"{source}.dlq", expected=1, timeout=30)
     decode = AvroDeserializer(registry)
-    later = [r for r in outputs[3:] if r.key != b"plain-key"]
-    assert len(later) == 4 and all(r.key and schema_id_of(r.key) == sink_key_id for r in later)
-    decoded = {decode(r.key, SerializationContext(sink, MessageField.KEY))["user"]: r for r in later}
-    assert sorted(decoded) == ["after-0", "after-1", "after-2", "deleted"]
-    tombstone = decoded["deleted"]
+    by_user = {
+        decode(r.key, SerializationContext(sink, MessageField.KEY))["user"]: r
+        for r in outputs
+        if r.key and r.key != b"plain-key"
+    }
+    assert sorted(by_user) == sorted(
+        [*(f"before-{i}" for i in range(3)), *(f"after-{i}" for i in range(3)), "deleted"]
+    )
+    source_key_id = schema_id_of(key("x"))
+    for user, record in by_user.items():
+        assert record.key is not None
+        assert schema_id_of(record.key) == (source_key_id if user.startswith("before") else sink_key_id), user
+    tombstone = by_user["deleted"]
     assert tombstone.value is None and tombstone.headers == {"trace": b"t-1"}
     assert [(r.key, r.value) for r in outputs if r.key == b"plain-key"] == [(b"plain-key", None)]
 
     [letter] = dead
     assert (letter.key, letter.headers["dlq.error.field"]) == (misfit, b"key")
     assert letter.headers["dlq.error.reason"] == b"key_record_does_not_fit_schema"
-    assert worker.counter("avroflow_tombstones_total", pipeline="orders") == 2
+    # counted once the batch is acknowledged, a moment after its records are readable
+    wait_for(lambda: worker.counter("avroflow_tombstones_total", pipeline="orders") == 2, 10, "the count")
     reason = "key_record_does_not_fit_schema"
     assert worker.counter("avroflow_records_dead_lettered_total", pipeline="orders", reason=reason) == 1
     assert worker.counter("avroflow_records_dead_lettered_total", pipeline="orders", reason="framing") == 0
+
+    # a new version of the key subject is picked up like a new version of the value subject
+    v2_id = register(registry_url, f"{sink}-key", SINK_KEY_SCHEMA_V2)
+    time.sleep(float(worker.env["AVROFLOW_LATEST_SCHEMA_TTL_SECONDS"]) + 1.0)
+    producer.send(key("v2"), order(30))
+    producer.flush()
+    seen = {r.key for r in outputs}
+    [last] = [r for r in consume(bootstrap_servers, sink, expected=9, timeout=60) if r.key not in seen]
+    assert last.key is not None and schema_id_of(last.key) == v2_id
+    assert decode(last.key, SerializationContext(sink, MessageField.KEY))["tier"] == "basic"
 
 
 def zigzag(n: int) -> bytes:
