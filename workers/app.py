@@ -49,6 +49,11 @@ EXIT_CRASH: Final = 1
 #: The start was refused: a missing sink subject, credentials the registry or the Kafka broker refused, a
 #: certificate either side does not trust, an invalid schema.
 EXIT_PREFLIGHT: Final = 3
+#: Stack of the threads created after start (the codec threads of `asyncio.to_thread`). fastavro recurses
+#: on the C stack, two frames per level of a recursive record; registry_codecs.bounds caps records at
+#: MAX_DEPTH levels, which an 8 MiB stack holds with less than a factor of two to spare. Reserved address
+#: space, not memory: pages are committed only when touched.
+CODEC_THREAD_STACK_BYTES: Final = 32 * 2**20
 
 
 def _credentials(settings: Settings) -> Any:
@@ -271,6 +276,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
     fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
+    threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
     started = time.monotonic()
     try:
         worker.execute_from_commandline()

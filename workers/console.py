@@ -188,9 +188,10 @@ async def _consume(settings: Settings, client: RegistryClient, args: argparse.Na
 def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
     """Return the JSON-ready view of one consumed message.
 
-    A value that is not a decodable frame is shown with ``"error"`` (the reason and message) and its raw
-    bytes instead of the decoded value, so one poison message does not stop the tool. A registry that
-    cannot answer is not such a case: `RegistryUnavailable` propagates.
+    A null value (a tombstone, as compacted topics use to delete a key) is shown as ``"value": null``
+    with ``"tombstone": true``. A value that is not a decodable frame is shown with ``"error"`` (the
+    reason and message) and its raw bytes instead of the decoded value, so one poison message does not
+    stop the tool. A registry that cannot answer is not such a case: `RegistryUnavailable` propagates.
     """
     line: dict[str, Any] = {
         "partition": message.partition,
@@ -198,6 +199,9 @@ def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
         "timestamp": message.timestamp,
         "key": _key(deserializer, message.key),
     }
+    if message.value is None:
+        line.update(schema_id=None, value=None, tombstone=True)
+        return line
     try:
         schema_id, value = deserializer.decode_with_id(message.value)
     except CodecError as exc:

@@ -109,6 +109,7 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
                 readiness=readiness,
                 backoff=backoff,
                 codec_metrics=codec_metrics,
+                key_recheck_seconds=settings.latest_schema_ttl_seconds,
             )
         except (PipelineError, CodecError) as exc:
             raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
@@ -123,7 +124,7 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
     subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise it
     is asked for again, with the same backoff, until `schema_not_found_retry_seconds` have passed since
     it was first missing, and then the start is refused. The sink's key subject is used for Avro keys
-    when it exists.
+    when it exists; a pipeline with ``key_format="avro"`` waits for it the same way, then is refused.
 
     Returns:
         True when every pipeline is ready to run, False when `stop` was set while waiting.
@@ -200,31 +201,55 @@ def _resolve_sink(runtime: Runtime, runner: PipelineRunner, missing_since: dict[
         if exc.retriable or isinstance(exc, RegistryAuthError):
             raise
         raise PreflightError(f"sink subject {subject}: {exc}") from exc
-    try:
-        runtime.client.get_latest(pipeline.sink_key_subject)
-    except SubjectNotFound:
-        pass
-    else:
-        runner.use_key_subject()
+    _resolve_sink_key(runner, runtime.settings, missing_since)
     runtime.readiness.unresolved_subjects.discard(subject)
     log.info(
         "sink schema resolved", extra={"pipeline": pipeline.name, "subject": subject, "schema_id": schema_id}
     )
 
 
-def _missing_sink_subject(settings: Settings, subject: str, missing_since: dict[str, float]) -> Exception:
-    """`_NotFoundYet` while the sink subject may still appear, then the `PreflightError` that says so."""
-    window = settings.schema_not_found_retry_seconds
+def _missing_sink_subject(
+    settings: Settings | None, subject: str, missing_since: dict[str, float], *, key: bool = False
+) -> Exception:
+    """`_NotFoundYet` while the sink (key) subject may still appear, then the `PreflightError` saying so.
+
+    Without `settings` (a caller outside the worker's preflight) there is no wait.
+    """
+    window = settings.schema_not_found_retry_seconds if settings is not None else 0.0
     now = time.monotonic()
     since = missing_since.setdefault(subject, now)
     if now - since < window:
         return _NotFoundYet(subject, window, first=since == now)
-    hint = (
-        "set the pipeline's sink_schema to register it automatically"
-        if settings.auto_register_schemas
-        else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
-    )
-    return PreflightError(f"sink subject {subject} does not exist (still missing after {window:g} s; {hint})")
+    if key:
+        what = "sink key subject"
+        hint = "key_format='avro' re-encodes every key with its latest schema: register it, or use auto/raw"
+    else:
+        what = "sink subject"
+        hint = (
+            "set the pipeline's sink_schema to register it automatically"
+            if settings is not None and settings.auto_register_schemas
+            else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
+        )
+    return PreflightError(f"{what} {subject} does not exist (still missing after {window:g} s; {hint})")
+
+
+def _resolve_sink_key(
+    runner: PipelineRunner, settings: Settings | None = None, missing_since: dict[str, float] | None = None
+) -> None:
+    """Use the sink's key subject when it exists; with ``key_format="avro"`` it must (waited for a while)."""
+    pipeline = runner.pipeline
+    if pipeline.key_format == "raw":
+        return
+    subject = pipeline.sink_key_subject
+    try:
+        runner.keys.resolve()
+    except SubjectNotFound:
+        if pipeline.key_format == "avro":
+            raise _missing_sink_subject(settings, subject, missing_since or {}, key=True) from None
+    except CodecError as exc:
+        if exc.retriable or isinstance(exc, RegistryAuthError):
+            raise
+        raise PreflightError(f"sink key subject {subject}: {exc}") from exc
 
 
 __all__ = ["PreflightError", "Runtime", "build_runtime", "preflight", "registry_client"]
