@@ -31,7 +31,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
-from workers import fastpath, logs
+from workers import fastpath, kafka_hooks, logs
 from workers.batches import BatchReader
 from workers.broker_wait import wait_for_broker
 from workers.deadletter import scrub
@@ -118,6 +118,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     app = faust.App(settings.app_id, **faust_settings(settings))
     # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
     fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
+    kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
 
     def assigned() -> bool:
         try:
@@ -256,7 +257,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
             log.info("stopped before start")
             return EXIT_OK
         app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError) as exc:
+    except (PreflightError, PipelineError, kafka_hooks.HookMissing) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
@@ -289,7 +290,11 @@ def _preflight_until_signal(runtime: Runtime) -> bool:
     try:
         # Faust exits at once when it cannot bootstrap: wait for the broker here instead of crash-looping.
         return preflight(runtime, stop) and wait_for_broker(
-            settings.kafka_bootstrap_servers, kafka_auth(settings), stop, backoff
+            settings.kafka_bootstrap_servers,
+            kafka_auth(settings),
+            stop,
+            backoff,
+            idempotent=settings.kafka_idempotent_producer,
         )
     finally:
         for sig, handler in previous.items():

@@ -5,6 +5,13 @@ exits 1: a worker started before its broker (a fresh cluster, a rolling restart,
 crash-loop. `wait_for_broker` asks the broker for its metadata with the worker's own client settings
 (addresses, TLS, SASL) until it answers, with jittered backoff and one log line per outage, or until
 `stop` is set (SIGTERM while waiting exits 0). Once Faust runs, aiokafka itself reconnects and retries.
+
+With the idempotent producer on (the default), the probe also asks for a producer id (``InitProducerId``,
+what aiokafka's idempotent producer sends before its first record). A broker that answers but refuses it
+(Tansu answers ``UnknownError``; brokers before Kafka 0.11 do not know the request) stops the start with
+`IdempotenceRefused`, naming ``AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER``: otherwise aiokafka would wait for a
+producer id forever and no record would ever be sent.
+
 """
 
 from __future__ import annotations
@@ -15,12 +22,27 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiokafka.errors as kafka_errors
 from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from workers.deadletter import scrub
 from workers.delivery import Backoff
+from workers.runtime import PreflightError
 
 log = logging.getLogger("avroflow.worker")
+
+#: InitProducerId answers that mean "ask again shortly" (the coordinator is moving or loading).
+_PRODUCER_ID_RETRIABLE = (
+    kafka_errors.CoordinatorNotAvailableError,
+    kafka_errors.NotCoordinatorError,
+    kafka_errors.CoordinatorLoadInProgressError,
+    kafka_errors.ConcurrentTransactions,
+)
+
+
+class IdempotenceRefused(PreflightError):
+    """The broker answers but will not give the idempotent producer a producer id."""
 
 
 def wait_for_broker(
@@ -29,6 +51,8 @@ def wait_for_broker(
     stop: threading.Event,
     backoff: Backoff,
     timeout: float = 10.0,
+    *,
+    idempotent: bool = False,
 ) -> bool:
     """Block until the broker answers a metadata request; return False when `stop` was set first.
 
@@ -38,10 +62,14 @@ def wait_for_broker(
         stop: set by SIGTERM/SIGINT while waiting.
         backoff: delays between attempts.
         timeout: seconds one attempt may take.
+        idempotent: also check that the broker gives out producer ids (``InitProducerId``).
+
+    Raises:
+        IdempotenceRefused: `idempotent` and the broker refused a producer id.
     """
     attempt = 0
     while not stop.is_set():
-        error = probe(servers, auth, timeout)
+        error = probe(servers, auth, timeout, idempotent=idempotent)
         if error is None:
             if attempt:
                 log.info("Kafka broker reachable again; continuing the start")
@@ -56,9 +84,17 @@ def wait_for_broker(
     return False
 
 
-def probe(servers: Sequence[str], auth: Mapping[str, Any], timeout: float) -> str | None:
-    """Return None when the broker answers a metadata request, else what went wrong."""
+def probe(
+    servers: Sequence[str], auth: Mapping[str, Any], timeout: float, *, idempotent: bool = False
+) -> str | None:
+    """Return None when the broker answers a metadata request (and, when `idempotent`, gives out a
+    producer id), else what went wrong.
+
+    Raises:
+        IdempotenceRefused: `idempotent` and the broker refused a producer id.
+    """
     failure: list[str] = []
+    refused: list[IdempotenceRefused] = []
 
     async def bootstrap() -> None:
         client = AIOKafkaClient(
@@ -66,12 +102,16 @@ def probe(servers: Sequence[str], auth: Mapping[str, Any], timeout: float) -> st
         )
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
+            if idempotent:
+                await asyncio.wait_for(_init_producer_id(client), timeout)
         finally:
             await client.close()
 
     def run() -> None:
         try:
             asyncio.run(bootstrap())
+        except IdempotenceRefused as exc:
+            refused.append(exc)
         # Whatever the client raises means "not reachable yet"; the message is logged, scrubbed.
         except Exception as exc:  # noqa: BLE001
             failure.append(f"{type(exc).__name__}: {exc}")
@@ -79,8 +119,38 @@ def probe(servers: Sequence[str], auth: Mapping[str, Any], timeout: float) -> st
     # Its own thread and event loop: the main thread's loop is Faust's, created after this returns.
     thread = threading.Thread(target=run, name="broker-probe", daemon=True)
     thread.start()
-    thread.join(timeout + 5)
+    thread.join(2 * timeout + 5)
+    if refused:
+        raise refused[0]
     return failure[0] if failure else (None if not thread.is_alive() else "the probe did not finish")
 
 
-__all__ = ["probe", "wait_for_broker"]
+async def _init_producer_id(client: AIOKafkaClient) -> None:
+    """Ask a broker for a producer id, as aiokafka's idempotent producer does before its first send.
+
+    A coordinator that is still loading (a freshly started Kafka answers so for a moment) is asked again
+    until the caller's timeout.
+    """
+    request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=2**31 - 1)
+    while True:
+        try:
+            answer = await client.send(client.get_random_node(), request)
+        except kafka_errors.IncompatibleBrokerVersion as exc:
+            raise _refused(f"{type(exc).__name__}: {exc}") from exc
+        error = kafka_errors.for_code(answer.error_code)
+        if error is kafka_errors.NoError:
+            return
+        if not issubclass(error, _PRODUCER_ID_RETRIABLE):
+            raise _refused(error.__name__)
+        await asyncio.sleep(0.1)
+
+
+def _refused(answer: str) -> IdempotenceRefused:
+    return IdempotenceRefused(
+        f"the Kafka broker refuses the idempotent producer a producer id (InitProducerId: {answer}); "
+        "set AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER=false for a broker without it (a retried send may then "
+        "be written twice or out of order)"
+    )
+
+
+__all__ = ["IdempotenceRefused", "probe", "wait_for_broker"]

@@ -31,6 +31,11 @@ def test_defaults_with_only_the_required_variables() -> None:
     assert settings.shutdown_timeout_seconds == 20.0
     assert settings.pipelines == "workers.sample:PIPELINES"
     assert settings.dlq_topic_for("orders") == "orders.dlq"
+    assert settings.kafka_idempotent_producer is True
+
+
+def test_the_idempotent_producer_is_read() -> None:
+    assert load(AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false").kafka_idempotent_producer is False
 
 
 def test_variables_outside_the_prefix_are_ignored() -> None:
@@ -90,6 +95,7 @@ def test_a_missing_required_variable_is_named(missing: str) -> None:
         ("AVROFLOW_PIPELINES", "workers.sample"),
         ("AVROFLOW_DLQ_SUFFIX", ".dlq/x"),
         ("AVROFLOW_SCHEMA_REGISTRY_CA_FILE", "/nonexistent/ca.pem"),
+        ("AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER", "sometimes"),
     ],
 )
 def test_a_malformed_value_is_named(variable: str, raw: str) -> None:

@@ -1,0 +1,209 @@
+"""The delivery contract on real brokers: per-key order across a leader failover (the idempotent producer),
+and a broker that refuses idempotence.
+
+The failover test starts an Apache Kafka cluster of its own whatever AVROFLOW_TEST_BROKER says (it is about
+Kafka); the refusal test needs Tansu, the broker that refuses aiokafka a producer id.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
+from worker_harness import (
+    AvroProducer,
+    Consumed,
+    WorkerProcess,
+    consume,
+    pipeline_topics,
+    register,
+    wait_for,
+    worker_env,
+)
+
+from devstack.broker import TansuBroker
+from devstack.kafka import KafkaBroker
+from workers.app import EXIT_PREFLIGHT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KEYS = 8
+PER_KEY = 150
+#: Written to Kafka with the idempotent producer on, whatever the session's broker needs.
+IDEMPOTENT = {"AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER": "true"}
+
+
+def keyed_order(key: int, seq: int) -> dict[str, object]:
+    return order(key * 1_000_000 + seq, name=f"key-{key}")
+
+
+def write_keyed(producer: AvroProducer, pause: float) -> None:
+    """Record `seq` of every key, then `seq + 1` of every key...: the keys interleave as in a stream."""
+    for seq in range(PER_KEY):
+        for key in range(KEYS):
+            producer.send(f"key-{key}".encode(), keyed_order(key, seq))
+        time.sleep(pause)
+    producer.flush()
+
+
+def sequences(records: Sequence[Consumed], topic: str, registry_url: str) -> dict[int, list[int]]:
+    """Per key, the sequence numbers of `records` in partition order (as `consume` reads them)."""
+    per_key: dict[int, list[int]] = defaultdict(list)
+    with SchemaRegistryClient({"url": registry_url}) as registry:
+        decode = AvroDeserializer(registry)
+        for record in records:
+            key, seq = divmod(
+                decode(record.value, SerializationContext(topic, MessageField.VALUE))["id"], 1_000_000
+            )
+            per_key[key].append(seq)
+    return per_key
+
+
+def replay_violations(seqs: Sequence[int]) -> list[str]:
+    """What in one key's output sequence at-least-once does not allow.
+
+    Allowed: runs of consecutive numbers (0 1 2 3), where a new run may start again at or below where the
+    previous one got to (a re-read from the last committed offset: 0 1 2 3 2 3 4). Not allowed: a jump
+    forward (a gap, or an output written before one that precedes it: 0 2 1), or not starting at 0.
+    """
+    problems = []
+    expected_next = 0
+    for position, seq in enumerate(seqs):
+        if seq > expected_next:
+            problems.append(f"at {position}: {seq} after {seqs[max(0, position - 3) : position]}")
+        expected_next = seq + 1
+    return problems
+
+
+def end_offset(servers: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "unused", "log_level": 0})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
+    finally:
+        consumer.close()
+
+
+#: The head of a Kafka record batch (magic 2) in a log segment, up to its record count.
+_BATCH_HEAD = struct.Struct(">qiibIhiqqqhii")
+
+
+def producer_batches(partition_dir: Path) -> list[tuple[int, int, int, int]]:
+    """(producer id, epoch, base sequence, records) of every batch in a partition's log segments on disk."""
+    batches = []
+    for segment in sorted(partition_dir.glob("*.log")):
+        data, position = segment.read_bytes(), 0
+        while position + _BATCH_HEAD.size <= len(data):
+            head = _BATCH_HEAD.unpack_from(data, position)
+            _, length, _, magic, _, _, _, _, _, producer_id, epoch, base_sequence, count = head
+            assert magic == 2, f"record batch format {magic} in {segment}"
+            batches.append((producer_id, epoch, base_sequence, count))
+            position += 12 + length
+    return batches
+
+
+def sequence_gaps(batches: Sequence[tuple[int, int, int, int]]) -> list[str]:
+    """Where a producer's sequence numbers are not contiguous from 0 (a batch written twice, or lost)."""
+    problems, expected = [], defaultdict(int)
+    for producer_id, epoch, base_sequence, count in batches:
+        if producer_id < 0:
+            problems.append(f"a batch of {count} written without a producer id (not idempotent)")
+            continue
+        if base_sequence != expected[producer_id, epoch]:
+            problems.append(
+                f"producer {producer_id}: sequence {base_sequence}, {expected[producer_id, epoch]} next"
+            )
+        expected[producer_id, epoch] = base_sequence + count
+    return problems
+
+
+def duplicates(per_key: dict[int, list[int]]) -> int:
+    return sum(len(seqs) - len(set(seqs)) for seqs in per_key.values())
+
+
+def test_per_key_order_holds_across_a_leader_failover_of_the_sink(
+    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    cluster = stack.enter_context(KafkaBroker(nodes=3, data_dir=tmp_path / "kafka"))
+    servers = cluster.bootstrap_servers
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    cluster.create_topics([source], partitions=2, replication_factor=3)
+    cluster.create_topics([sink], partitions=1, replication_factor=3)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    env = worker_env(servers, registry_url, unique_name, source, sink, AVROFLOW_BATCH_SIZE="20", **IDEMPOTENT)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    stack.callback(worker.stop)
+    worker.wait_ready(120)
+    # The inputs' own producer is idempotent too, so the source itself keeps each key's order in the failover.
+    config = {"enable.idempotence": True}
+    producer = stack.enter_context(AvroProducer(servers, registry_url, source, INPUT_SCHEMA, config))
+    writer = threading.Thread(target=write_keyed, args=(producer, 0.05), daemon=True)
+    writer.start()
+    total = KEYS * PER_KEY
+
+    wait_for(lambda: worker.counter("avroflow_records_in_total") >= total // 4, 60, "a quarter of the inputs")
+    killed = cluster.leader_of(sink, 0)
+    cluster.kill(killed)  # SIGKILL mid-stream: sends in flight to it, its partitions move to the others
+    writer.join(120)
+    assert not writer.is_alive()
+    wait_for(
+        lambda: worker.counter("avroflow_records_out_total") >= total,
+        120,
+        f"all outputs\n{worker.log()[-3000:]}",
+    )
+    worker.check_running()
+    assert cluster.leader_of(sink, 0) != killed
+    assert "Got error produce response" in worker.log(), "no send was in flight at the kill: nothing shown"
+
+    inputs = sequences(consume(servers, source, total, timeout=60), source, registry_url)
+    assert all(replay_violations(seqs) == [] and len(seqs) == PER_KEY for seqs in inputs.values()), (
+        "inputs in order"
+    )
+    # Everything the sink holds, duplicates included: up to its end offset (Kafka's is exact).
+    outputs = consume(servers, sink, end_offset(servers, sink), timeout=60)
+    per_key = sequences(outputs, sink, registry_url)
+    assert sorted(per_key) == list(range(KEYS))
+    for key, seqs in per_key.items():
+        assert set(seqs) == set(range(PER_KEY)), f"key {key} lost {sorted(set(range(PER_KEY)) - set(seqs))}"
+        assert replay_violations(seqs) == [], f"key {key}: {replay_violations(seqs)}"
+    # On disk, on the new leader: every batch carries the worker's producer id, its sequence numbers without
+    # a gap or a repeat: no send that aiokafka retried into the failover was written twice.
+    leader_dir = tmp_path / "kafka" / f"node-{cluster.leader_of(sink, 0) + 1}"
+    (partition_dir,) = leader_dir.rglob(f"{sink}-0")
+    batches = producer_batches(partition_dir)
+    assert sum(count for *_, count in batches) == len(outputs)
+    assert sequence_gaps(batches) == []
+    # A duplicate needs a re-read input (the worker counts every input it reads, re-reads included); a send
+    # aiokafka retried into the failover is never one.
+    reread = worker.counter("avroflow_records_in_total") - total
+    print(
+        f"failover: {len(outputs)} outputs of {total} inputs, "
+        f"{duplicates(per_key)} duplicated, {reread:.0f} re-read"
+    )
+    assert duplicates(per_key) <= reread
+
+
+def test_a_broker_that_refuses_idempotence_stops_the_start_naming_the_setting(
+    tansu_broker: TansuBroker, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    servers = tansu_broker.bootstrap_servers
+    source, sink = pipeline_topics(servers, unique_name)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    worker = WorkerProcess(
+        worker_env(servers, registry_url, unique_name, source, sink, **IDEMPOTENT), tmp_path / "w.log"
+    ).start()
+    stack.callback(worker.stop)
+    assert worker.wait(60) == EXIT_PREFLIGHT
+    refusals = [line for line in worker.log().splitlines() if "refusing to start" in line]
+    assert len(refusals) == 1, worker.log()[-3000:]
+    assert "InitProducerId" in refusals[0] and "AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER=false" in refusals[0]
