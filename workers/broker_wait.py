@@ -1,4 +1,4 @@
-"""Waiting for the Kafka broker before Faust starts.
+"""Waiting for the Kafka broker before Faust starts, and watching it while the worker runs.
 
 Faust's producer gives up at once when it cannot bootstrap ("Unable to bootstrap from ..."), and the worker
 exits 1: a worker started before its broker (a fresh cluster, a rolling restart, a network hiccup) would
@@ -12,6 +12,9 @@ what aiokafka's idempotent producer sends before its first record). A broker tha
 `IdempotenceRefused`, naming ``AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER``: otherwise aiokafka would wait for a
 producer id forever and no record would ever be sent.
 
+`BrokerWatch` then asks the brokers for their metadata every few seconds, with a client of its own built
+from the same settings (public aiokafka API, no reach into Faust's clients), and tells `Readiness` when
+they answered: /readyz turns not ready once they have not for ``AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from aiokafka.protocol.transaction import InitProducerIdRequest
 from workers.deadletter import scrub
 from workers.delivery import Backoff
 from workers.runtime import PreflightError
+from workers.web import Readiness
 
 log = logging.getLogger("avroflow.worker")
 
@@ -153,4 +157,62 @@ def _refused(answer: str) -> IdempotenceRefused:
     )
 
 
-__all__ = ["IdempotenceRefused", "probe", "wait_for_broker"]
+class BrokerWatch:
+    """Asks the brokers for their metadata every `interval` seconds and reports to `readiness`.
+
+    Args:
+        servers: the bootstrap ``host:port`` addresses.
+        auth: aiokafka security keyword arguments (as for `wait_for_broker`).
+        readiness: told `broker_ok` after each answer and `broker_failed` after each failure.
+        interval: seconds between checks, and how long one check may take.
+    """
+
+    def __init__(
+        self, servers: Sequence[str], auth: Mapping[str, Any], readiness: Readiness, interval: float
+    ) -> None:
+        self._servers = list(servers)
+        self._auth = dict(auth)
+        self._readiness = readiness
+        self.interval = interval
+        self._client: AIOKafkaClient | None = None
+
+    @staticmethod
+    def interval_for(timeout: float) -> float:
+        """The check interval for a readiness timeout: three checks per timeout, at most one per 5 s."""
+        return min(5.0, timeout / 3)
+
+    async def check(self) -> None:
+        """Ask for metadata once (bootstrapping the client first when it has none) and report."""
+        try:
+            if self._client is None:
+                client = AIOKafkaClient(
+                    bootstrap_servers=self._servers,
+                    request_timeout_ms=int(self.interval * 1000),
+                    **self._auth,
+                )
+                try:
+                    await asyncio.wait_for(client.bootstrap(), self.interval)
+                except BaseException:
+                    await client.close()
+                    raise
+                self._client = client
+            await asyncio.wait_for(self._client.fetch_all_metadata(), self.interval)
+        # Whatever the client raises means "no answer"; the message is shown on /readyz, scrubbed.
+        except Exception as exc:  # noqa: BLE001
+            self._readiness.broker_failed(scrub(f"{type(exc).__name__}: {exc}"))
+        else:
+            self._readiness.broker_ok()
+        self._readiness.observe()
+
+    async def run(self) -> None:
+        """Check now and every `interval` until cancelled (the worker stopping); then close the client."""
+        try:
+            while True:
+                await self.check()
+                await asyncio.sleep(self.interval)
+        finally:
+            if self._client is not None:
+                await self._client.close()
+
+
+__all__ = ["BrokerWatch", "IdempotenceRefused", "probe", "wait_for_broker"]

@@ -1,8 +1,8 @@
-"""The delivery contract on real brokers: per-key order across a leader failover (the idempotent producer),
-and a broker that refuses idempotence.
+"""The delivery contract and readiness on real brokers: per-key order across a leader failover (the idempotent
+producer), a broker that refuses idempotence, /readyz following the broker connection, an idle member ready.
 
-The failover test starts an Apache Kafka cluster of its own whatever AVROFLOW_TEST_BROKER says (it is about
-Kafka); the refusal test needs Tansu, the broker that refuses aiokafka a producer id.
+The failover and the proxy tests start an Apache Kafka cluster of their own whatever AVROFLOW_TEST_BROKER says
+(they are about Kafka); the refusal test needs Tansu, the broker that refuses aiokafka a producer id.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from faults_harness import TcpProxy
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     Consumed,
     WorkerProcess,
     consume,
+    free_port,
     pipeline_topics,
     register,
     wait_for,
@@ -207,3 +209,74 @@ def test_a_broker_that_refuses_idempotence_stops_the_start_naming_the_setting(
     refusals = [line for line in worker.log().splitlines() if "refusing to start" in line]
     assert len(refusals) == 1, worker.log()[-3000:]
     assert "InitProducerId" in refusals[0] and "AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER=false" in refusals[0]
+
+
+def test_readyz_turns_503_while_the_broker_is_cut_off_and_200_after(
+    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    proxy_port = free_port()
+    kafka = KafkaBroker(advertised_client={0: f"127.0.0.1:{proxy_port}"}, data_dir=tmp_path / "kafka")
+    proxy = TcpProxy(kafka.client_port(0), port=proxy_port)
+    stack.callback(proxy.close)
+    stack.enter_context(kafka)
+    servers = kafka.bootstrap_servers
+    assert servers == f"127.0.0.1:{proxy_port}"
+    source, sink = pipeline_topics(servers, unique_name)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    env = worker_env(
+        servers,
+        registry_url,
+        unique_name,
+        source,
+        sink,
+        AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS="3",
+        **IDEMPOTENT,
+    )
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    stack.callback(worker.stop)
+    worker.wait_ready(90)
+    producer = stack.enter_context(AvroProducer(servers, registry_url, source, INPUT_SCHEMA))
+    for i in range(20):
+        producer.send(f"k{i}".encode(), order(i))
+    producer.flush()
+
+    proxy.cut()
+    cut_at = time.monotonic()
+    _, body = wait_for(lambda: (answer := worker.readyz())[0] == 503 and answer, 60, "/readyz to turn 503")
+    assert any(reason.startswith("Kafka broker not answering for") for reason in body["reasons"]), body
+    assert worker.get("/healthz")[0] == 200, "alive all along: only not ready"
+    assert worker.counter("avroflow_ready") == 0
+
+    not_ready_after = time.monotonic() - cut_at
+    proxy.restore()
+    restored_at = time.monotonic()
+    worker.wait_ready(90)
+    print(
+        f"readiness: 503 {not_ready_after:.1f}s after the cut (timeout 3 s), 200 again "
+        f"{time.monotonic() - restored_at:.1f}s after the restore"
+    )
+    for i in range(20, 40):
+        producer.send(f"k{i}".encode(), order(i))
+    producer.flush()
+    wait_for(lambda: worker.counter("avroflow_records_out_total") >= 40, 60, "the inputs after the cut")
+
+
+def test_a_worker_with_no_partition_to_take_is_ready_and_idle(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name, partitions=1)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    workers = []
+    for name in ("first", "second"):
+        env = worker_env(bootstrap_servers, registry_url, unique_name, source, sink)
+        worker = WorkerProcess(env, tmp_path / f"{name}.log").start()
+        stack.callback(worker.stop)
+        worker.wait_ready(90)
+        workers.append(worker)
+    with AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA) as producer:
+        for i in range(10):
+            producer.send(f"k{i}".encode(), order(i))
+    wait_for(lambda: sum(w.counter("avroflow_records_out_total") for w in workers) >= 10, 60, "the outputs")
+    # One partition, two members: one processed everything, the other holds none and is still ready.
+    assert sorted(w.counter("avroflow_records_in_total") for w in workers) == [0, 10]
+    assert all(w.readyz()[0] == 200 for w in workers)

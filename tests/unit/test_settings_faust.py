@@ -15,6 +15,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from workers.app import create_app, faust_settings
 from workers.kafka_hooks import HookMissing
+from workers.runtime import build_runtime
 from workers.sample import PIPELINES
 from workers.settings import Settings
 
@@ -133,3 +134,18 @@ def test_the_start_stops_naming_the_producer_hook_when_faust_loses_it(
         HookMissing, match=r"aiokafka\.Producer\._settings_extra is gone in faust-streaming \d"
     ):
         create_app(settings(), PIPELINES)
+
+
+def test_readiness_follows_fausts_assignment_signal_and_rebalancing_flag() -> None:
+    conf = settings()
+
+    async def scenario() -> None:
+        runtime = build_runtime(conf, PIPELINES)
+        app = create_app(conf, PIPELINES, runtime=runtime)
+        assert "no partitions assigned" in runtime.readiness.reasons()
+        await app.on_partitions_assigned.send(set())  # an empty assignment: more workers than partitions
+        assert "no partitions assigned" not in runtime.readiness.reasons()
+        app.rebalancing = True
+        assert runtime.readiness.rebalancing()
+
+    asyncio.run(scenario())
