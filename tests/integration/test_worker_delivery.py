@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -280,3 +281,40 @@ def test_a_worker_with_no_partition_to_take_is_ready_and_idle(
     # One partition, two members: one processed everything, the other holds none and is still ready.
     assert sorted(w.counter("avroflow_records_in_total") for w in workers) == [0, 10]
     assert all(w.readyz()[0] == 200 for w in workers)
+
+
+def test_a_sink_without_a_leader_past_the_send_timeout_stops_the_worker_for_a_restart(
+    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    # aiokafka fails a numbered batch that waited for a leader longer than its request timeout (30 s):
+    # the broker then refuses every later batch of the partition as out of sequence. Stopping (exit 1, for
+    # the supervisor to restart it with a new producer) is the way out; retrying would wait forever.
+    cluster = stack.enter_context(KafkaBroker(nodes=3, data_dir=tmp_path / "kafka"))
+    servers = cluster.bootstrap_servers
+    source, sink = f"{unique_name}-in", f"{unique_name}-out"
+    cluster.create_topics([source], partitions=1, replication_factor=3)
+    admin = AdminClient({"bootstrap.servers": servers})
+    single = NewTopic(sink, 1, 1, config={"min.insync.replicas": "1"})  # one replica: no leader when it dies
+    admin.create_topics([single])[sink].result(15)
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    env = worker_env(servers, registry_url, unique_name, source, sink, **IDEMPOTENT)
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    stack.callback(worker.stop)
+    worker.wait_ready(120)
+    producer = stack.enter_context(AvroProducer(servers, registry_url, source, INPUT_SCHEMA))
+    producer.send(b"k0", order(0))
+    producer.flush()
+    wait_for(lambda: worker.counter("avroflow_records_out_total") >= 1, 60, "the first output")
+
+    node = cluster.leader_of(sink, 0)
+    cluster.kill(node)
+    producer.send(b"k1", order(1))
+    producer.flush()
+    wait_for(
+        lambda: "NotLeaderForPartition" in worker.log() or "LeaderNotAvailable" in worker.log(),
+        90,
+        f"the send to fail after its timeout\n{worker.log()[-3000:]}",
+    )
+    cluster.start_node(node)
+    assert worker.wait(120) == 1
+    assert "out of sequence" in worker.log()
