@@ -1,7 +1,8 @@
-"""The delivery contract and readiness on real brokers: per-key order across a leader failover (the idempotent
-producer), a broker that refuses idempotence, /readyz following the broker connection, an idle member ready.
+"""The delivery contract and readiness on real brokers: per-key order across a leader failover (the
+idempotent producer), a sink without a leader past the send timeout (the worker stops for a restart), a
+broker that refuses idempotence, /readyz following the broker connection, an idle member ready.
 
-The failover and the proxy tests start an Apache Kafka cluster of their own whatever AVROFLOW_TEST_BROKER says
+The failover and proxy tests start an Apache Kafka cluster of their own whatever AVROFLOW_TEST_BROKER says
 (they are about Kafka); the refusal test needs Tansu, the broker that refuses aiokafka a producer id.
 """
 
