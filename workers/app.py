@@ -27,13 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
-from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
-from workers import fastpath, logs
+from workers import fastpath, kafka_hooks, logs
 from workers.batches import BatchReader
-from workers.broker_wait import KafkaAccessRefused, wait_for_broker
+from workers.broker_wait import BrokerWatch, KafkaAccessRefused, wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
@@ -124,15 +123,9 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     app = faust.App(settings.app_id, **faust_settings(settings))
     # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
     fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
+    kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
 
-    def assigned() -> bool:
-        try:
-            partitions = app.consumer.assignment()
-        except ConsumerNotStarted:  # the web server answers before the consumer has started
-            return False
-        return bool(partitions) and not app.rebalancing
-
-    runtime.readiness.assigned = assigned
+    _watch_broker(app, settings, runtime)
     register_views(app, runtime.collector, runtime.readiness, runtime.metrics)
     declared = _TopicDeclarer(app, runtime)
     for runner in runtime.runners.values():
@@ -148,6 +141,21 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
 
     app.timer(settings.registry_check_interval_seconds)(check_registry)
     return app
+
+
+def _watch_broker(app: Any, settings: Settings, runtime: Runtime) -> None:
+    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers."""
+    readiness = runtime.readiness
+    readiness.rebalancing = lambda: bool(app.rebalancing)
+
+    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Sent after every completed rebalance, with this member's partitions: none is an answer too.
+        readiness.assignment_received()
+
+    app.on_partitions_assigned.connect(assigned)
+    interval = BrokerWatch.interval_for(settings.readiness_broker_timeout_seconds)
+    watch = BrokerWatch(settings.kafka_bootstrap_servers, kafka_auth(settings), readiness, interval)
+    app.task(watch.run)
 
 
 class _TopicDeclarer:
@@ -261,8 +269,9 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         if not _preflight_until_signal(runtime):
             log.info("stopped before start")
             return EXIT_OK
+        runtime.readiness.broker_ok()  # the broker has just answered the preflight probe
         app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError, KafkaAccessRefused) as exc:
+    except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
@@ -296,7 +305,11 @@ def _preflight_until_signal(runtime: Runtime) -> bool:
     try:
         # Faust exits at once when it cannot bootstrap: wait for the broker here instead of crash-looping.
         return preflight(runtime, stop) and wait_for_broker(
-            settings.kafka_bootstrap_servers, kafka_auth(settings), stop, backoff
+            settings.kafka_bootstrap_servers,
+            kafka_auth(settings),
+            stop,
+            backoff,
+            idempotent=settings.kafka_idempotent_producer,
         )
     finally:
         for sig, handler in previous.items():

@@ -95,7 +95,10 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
     codec_metrics = CodecMetrics.create(collector)
     metrics = WorkerMetrics.create(collector)
     client = registry_client(settings, codec_metrics)
-    readiness = Readiness(registry_max_age=3 * settings.registry_check_interval_seconds)
+    readiness = Readiness(
+        registry_max_age=3 * settings.registry_check_interval_seconds,
+        broker_max_age=settings.readiness_broker_timeout_seconds,
+    )
     readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)
     backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
     runners = {}

@@ -97,6 +97,8 @@ class Settings:
     kafka_producer_max_batch_size: int = 65536
     kafka_commit_interval_seconds: float = 1.0
     kafka_fetch_max_wait_seconds: float = 0.1
+    #: aiokafka's idempotent producer (acks=all): a retried send is neither duplicated nor reordered.
+    kafka_idempotent_producer: bool = True
     topic_partitions: int = 1
     # Schema registry
     schema_registry_username: str | None = None
@@ -116,6 +118,7 @@ class Settings:
     retry_backoff_seconds: float = 0.2
     retry_backoff_max_seconds: float = 10.0
     registry_check_interval_seconds: float = 5.0
+    readiness_broker_timeout_seconds: float = 30.0
     # Process
     web_host: str = "0.0.0.0"  # noqa: S104 - a container's probes reach the pod IP, not loopback
     web_port: int = 6066
@@ -324,6 +327,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "kafka_producer_max_batch_size": _number(int, 1, "a whole number of bytes"),
     "kafka_commit_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "kafka_fetch_max_wait_seconds": _number(float, 0.001, "a number of seconds"),
+    "kafka_idempotent_producer": _parse_bool,
     "topic_partitions": _number(int, 1, "a whole number"),
     "schema_registry_password": _parse_secret,
     "schema_registry_bearer_token": _parse_secret,
@@ -340,6 +344,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_backoff_seconds": _seconds,
     "retry_backoff_max_seconds": _seconds,
     "registry_check_interval_seconds": _number(float, 0.1, "a number of seconds"),
+    "readiness_broker_timeout_seconds": _number(float, 1.0, "a number of seconds"),
     "web_port": _number(int, 1, "a TCP port", 65535),
     "log_level": _choice(LOG_LEVELS),
     "log_format": _choice(LOG_FORMATS, upper=False),

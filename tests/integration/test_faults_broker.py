@@ -14,6 +14,7 @@ import pytest
 from faults_harness import ProxiedBroker, tally
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
+    ON_TANSU,
     AvroProducer,
     WorkerProcess,
     create_topics,
@@ -41,7 +42,7 @@ def test_worker_started_before_the_broker_waits_then_processes(
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
     port = free_port()
-    env = worker_env(f"127.0.0.1:{port}", registry_url, unique_name, source, sink)
+    env = worker_env(f"127.0.0.1:{port}", registry_url, unique_name, source, sink, **ON_TANSU)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     stack.callback(worker.stop)
     wait_for(lambda: "Kafka broker unreachable at start" in worker.log(), 60, "the waiting line")
@@ -75,7 +76,7 @@ def test_broker_cut_off_mid_run_then_back_nothing_lost(
     servers = broker.bootstrap_servers
     create_topics(servers, [source, sink])
     producer = stack.enter_context(AvroProducer(servers, registry_url, source, INPUT_SCHEMA))
-    env = worker_env(servers, registry_url, unique_name, source, sink, AVROFLOW_BATCH_SIZE="10")
+    env = worker_env(servers, registry_url, unique_name, source, sink, AVROFLOW_BATCH_SIZE="10", **ON_TANSU)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     stack.callback(worker.stop)
     worker.wait_ready()

@@ -42,6 +42,8 @@ if (
     sys.path.append(str(REPO))
 PIPELINES_SPEC = "tests.pipelines_for_tests:PIPELINES"
 HTTP_TIMEOUT = 5.0
+#: What a worker on Tansu needs: Tansu refuses aiokafka's idempotent producer a producer id.
+ON_TANSU = {"AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER": "false"}
 
 
 def restartable_registry(tmp_path: Path, stack: ExitStack, sink: str, output_schema: str) -> RegistryProcess:
@@ -94,12 +96,16 @@ class AvroProducer:
     registry_url: str
     topic: str
     schema: str
+    #: More librdkafka settings (``{"enable.idempotence": True}`` keeps the inputs in order in a failover).
+    config: Mapping[str, Any] = field(default_factory=dict)
     _producer: Producer = field(init=False)
     _registry: SchemaRegistryClient = field(init=False)
     _serializer: AvroSerializer = field(init=False)
 
     def __post_init__(self) -> None:
-        self._producer = Producer({"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5})
+        self._producer = Producer(
+            {"bootstrap.servers": self.bootstrap_servers, "linger.ms": 5, **self.config}
+        )
         self._registry = SchemaRegistryClient({"url": self.registry_url})
         self._serializer = AvroSerializer(self._registry, self.schema)
 
@@ -205,7 +211,8 @@ def _read_to_end(consumer: Consumer, topic: str, records: list[Consumed], deadli
 def worker_env(
     bootstrap_servers: str, registry_url: str, app_id: str, source: str, sink: str, **extra: str
 ) -> dict[str, str]:
-    """Environment for a test worker: short timeouts so the suite stays quick."""
+    """Environment for a test worker: short timeouts so the suite stays quick; on the session's broker
+    (`ON_TANSU` when that is Tansu; a test on a broker of its own passes what that one needs)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
     env.update(
         AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
@@ -229,6 +236,8 @@ def worker_env(
         TEST_SINK_TOPIC=sink,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
+    if test_broker_kind() == "tansu":
+        env.update(ON_TANSU)
     env.update(extra)
     return env
 

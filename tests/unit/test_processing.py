@@ -13,7 +13,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2, transform
 from prometheus_client import CollectorRegistry
 
@@ -24,6 +24,7 @@ from registry_codecs import (
     SubjectNotFound,
     frame,
 )
+from workers.delivery import ProducerSequenceBroken
 from workers.pipeline import Pipeline
 from workers.processing import DEAD, DROPPED, OUT, Backoff, PipelineRunner, Send, claim, release
 from workers.web import Readiness, WorkerMetrics
@@ -348,3 +349,22 @@ def test_an_output_the_broker_refuses_as_too_large_dead_letters_its_input(
     assert counter(collector, "avroflow_records_dead_lettered_total", reason="output_too_large") == 1
     assert counter(collector, "avroflow_records_out_total") == 1
     assert not runner.stuck
+
+
+class GappedProducer(Producer):
+    """Fails every delivery the way the broker answers an idempotent producer with a sequence gap."""
+
+    async def send(self, record: Send) -> Awaitable[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_exception(OutOfOrderSequenceNumber())
+        return future
+
+
+def test_a_sequence_gap_the_broker_never_accepts_stops_the_pipeline_unacked(runner: PipelineRunner) -> None:
+    # aiokafka fails a batch that waited for a leader longer than its timeout after numbering it: every
+    # later batch of that partition is refused. Retrying cannot help; a new producer (a restart) does.
+    acked: list[Message] = []
+    runner.bind(GappedProducer().send, acked.append)
+    with pytest.raises(ProducerSequenceBroken, match="restart"):
+        asyncio.run(asyncio.wait_for(runner.handle([Message(order(0), offset=0)]), 10))
+    assert acked == []

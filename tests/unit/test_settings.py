@@ -33,6 +33,16 @@ def test_defaults_with_only_the_required_variables() -> None:
     assert settings.shutdown_timeout_seconds == 20.0
     assert settings.pipelines == "workers.sample:PIPELINES"
     assert settings.dlq_topic_for("orders") == "orders.dlq"
+    assert settings.kafka_idempotent_producer is True
+    assert settings.readiness_broker_timeout_seconds == 30.0
+
+
+def test_the_idempotent_producer_and_the_readiness_timeout_are_read() -> None:
+    settings = load(
+        AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false", AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS="4.5"
+    )
+    assert settings.kafka_idempotent_producer is False
+    assert settings.readiness_broker_timeout_seconds == 4.5
 
 
 def test_variables_outside_the_prefix_are_ignored() -> None:
@@ -92,6 +102,8 @@ def test_a_missing_required_variable_is_named(missing: str) -> None:
         ("AVROFLOW_PIPELINES", "workers.sample"),
         ("AVROFLOW_DLQ_SUFFIX", ".dlq/x"),
         ("AVROFLOW_SCHEMA_REGISTRY_CA_FILE", "/nonexistent/ca.pem"),
+        ("AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER", "sometimes"),
+        ("AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS", "0.5"),
     ],
 )
 def test_a_malformed_value_is_named(variable: str, raw: str) -> None:
