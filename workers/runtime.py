@@ -248,7 +248,9 @@ def _resolve_sink_key(
         runner.keys.resolve()
     except SubjectNotFound:
         if pipeline.key_format == "avro":
-            raise _missing_sink_subject(settings, subject, missing_since or {}, key=True) from None
+            raise _missing_sink_subject(
+                settings, subject, {} if missing_since is None else missing_since, key=True
+            ) from None
     except CodecError as exc:
         if exc.retriable or isinstance(exc, RegistryAuthError):
             raise
