@@ -45,11 +45,11 @@ from registry_codecs.framing import HEADER_SIZE, header, schema_id_of
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup
 from registry_codecs.unions import compile_marker
-from registry_codecs.validation import Validator, compile_validator
+from registry_codecs.validation import CompiledCheck, Validator, compile_validator
 
 _unpack_header = struct.Struct(">BI").unpack_from
-#: (header, parsed schema, schema id, validator) of the schema a serializer encodes with.
-_Current = tuple[bytes, Any, int, Validator]
+#: (header, parsed schema, schema id, compiled check, fitter's prepare) of the schema a serializer uses.
+_Current = tuple[bytes, Any, int, Validator, Validator]
 _monotonic = time.monotonic
 
 #: How often the serializer asks its lookup for the subject's latest schema. The lookup caches with its
@@ -96,9 +96,9 @@ class AvroSerializer:
         self._metrics = metrics
         # Without metrics the ticks go to a private counter: one code path, no per-record branch.
         self._ticks = metrics.messages_encoded.labels(subject).ticks if metrics else itertools.count()
-        self._parsed: dict[int, tuple[bytes, Any, Validator]] = {}
-        # (header, parsed schema, schema id, validator) of the schema in use; swapped as one tuple so
-        # readers on other threads never see a header from one schema with the body of another.
+        self._parsed: dict[int, tuple[bytes, Any, CompiledCheck]] = {}
+        # (header, parsed schema, schema id, check, prepare) of the schema in use; swapped as one tuple
+        # so readers on other threads never see a header from one schema with the body of another.
         self._current: _Current | None = None
         self._next_check = 0.0
         self._lock = threading.Lock()
@@ -135,8 +135,9 @@ class AvroSerializer:
             current = self._ensure_current()
         try:
             datum = current[3](record)
-        except (Misfit, RecursionError) as exc:
-            raise self._does_not_fit(record, current, exc) from None
+        # The compiled check raises (anything) when it is not sure; the fitter then decides.
+        except Exception:  # noqa: BLE001
+            datum = self._prepare(record, current)
         buffer = BytesIO()
         buffer.write(current[0])
         try:
@@ -182,7 +183,13 @@ class AvroSerializer:
             parsed = parse_registered(registered)
             cached = (header(registered.schema_id), parsed, compile_validator(parsed))
             self._parsed[registered.schema_id] = cached
-        return cached[0], cached[1], registered.schema_id, cached[2]
+        return cached[0], cached[1], registered.schema_id, cached[2].fast, cached[2].prepare
+
+    def _prepare(self, record: Any, current: _Current) -> Any:
+        try:
+            return current[4](record)
+        except (Misfit, RecursionError) as exc:
+            raise self._does_not_fit(record, current, exc) from None
 
     def _does_not_fit(self, record: Any, current: _Current, exc: BaseException) -> RecordDoesNotFitSchema:
         misfit = exc if isinstance(exc, Misfit) else _explain(current[1], record)

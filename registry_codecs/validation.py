@@ -21,6 +21,7 @@ import decimal
 import sys
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from registry_codecs.fit import FLOAT32_OVERFLOW, INT_RANGE, LOGICAL_TYPES, LONG_RANGE, UUID_TEXT, Fitter
@@ -46,24 +47,31 @@ class _Slow(Exception):
     """The compiled check cannot accept this datum; the fitter decides."""
 
 
-def compile_validator(parsed: Any) -> Validator:
-    """Return ``validate(datum) -> what to write`` for a parsed schema.
+@dataclass(frozen=True, slots=True)
+class CompiledCheck:
+    """The compiled check of one schema and the fitter behind it.
 
-    The returned function raises `registry_codecs.fit.Misfit` for a datum that does not fit.
+    Attributes:
+        fast: ``fast(datum) -> what to write``; raises (anything) when it is not sure the datum fits.
+        prepare: the fitter's `Fitter.prepare`: decides, returns what to write or raises `Misfit`.
     """
-    fitter = Fitter(parsed)
-    fast = _Generator(fitter).build(parsed)
-    prepare = fitter.prepare
 
-    def validate(datum: Any) -> Any:
+    fast: Validator
+    prepare: Validator
+
+    def __call__(self, datum: Any) -> Any:
+        """Return what to write for `datum`, or raise `registry_codecs.fit.Misfit`."""
         try:
-            return fast(datum)
+            return self.fast(datum)
         # The compiled check only says yes or "not sure" (any exception: _Slow, KeyError, TypeError ...).
         except Exception:  # noqa: BLE001
-            return prepare(datum)
+            return self.prepare(datum)
 
-    validate.fitter = fitter  # type: ignore[attr-defined]  # for the serializer's explanations
-    return validate
+
+def compile_validator(parsed: Any) -> CompiledCheck:
+    """Compile the check of a parsed schema (once per schema; the serializer keeps it per schema id)."""
+    fitter = Fitter(parsed)
+    return CompiledCheck(_Generator(fitter).build(parsed), fitter.prepare)
 
 
 class _Generator:
@@ -87,15 +95,19 @@ class _Generator:
         self._prep_memo: dict[str, bool] = {}
 
     def build(self, parsed: Any) -> Validator:
-        lines: list[str] = []
-        expr = self._check(parsed, "v", lines, "    ")
-        body = "".join(lines)
-        self._functions.append(f"def _top(v):\n{body}    return {expr or 'v'}\n")
+        node = self._fitter.resolve(parsed)
+        if isinstance(node, dict) and node["type"] in ("record", "error"):
+            top = self._record(node)  # a record returns what to write: no wrapper call per datum
+        else:
+            lines: list[str] = []
+            expr = self._check(parsed, "v", lines, "    ")
+            self._functions.append(f"def _top(v):\n{''.join(lines)}    return {expr or 'v'}\n")
+            top = "_top"
         source = "\n".join(self._functions)
         # Generated from the schema's names (as repr() literals) and constants, never from data.
         exec(compile(source, "<avro validator>", "exec"), self._namespace)  # noqa: S102
-        top: Validator = self._namespace["_top"]
-        return top
+        function: Validator = self._namespace[top]
+        return function
 
     def _name(self, prefix: str) -> str:
         self._counter += 1
@@ -153,6 +165,9 @@ class _Generator:
         kind = node if isinstance(node, str) else node["type"]
         logical = node.get("logicalType") if isinstance(node, dict) else None
         if kind in ("record", "error"):
+            if not self._needs_prepare(node) and not self._recursive(node["name"]):
+                self._record_body(node, var, lines, ind, prepares=False)  # inline: no call per record
+                return None
             function = self._record(node)
             if self._needs_prepare(node):
                 return f"{function}({var})"
@@ -166,18 +181,24 @@ class _Generator:
             uuid_ok = f"type({var}) is _UUID or (type({var}) is str and _uuid_text({var}) is not None)"
             lines.append(f"{ind}if not ({uuid_ok}): raise _S\n")
         elif logical in _LOGICAL_PYTHON and LOGICAL_TYPES[logical][0] == kind:
-            low, high = _RANGES[kind]
             python = _LOGICAL_PYTHON[logical]
-            raw_ok = f"type({var}) is int and {low} <= {var} <= {high}"
-            lines.append(f"{ind}if type({var}) is not {python} and not ({raw_ok}): raise _S\n")
+            lines.append(
+                f"{ind}if type({var}) is not {python} and not ({self._int_ok(kind, var)}): raise _S\n"
+            )
         else:
             self._leaf(kind, var, lines, ind)
         return None
 
+    @staticmethod
+    def _int_ok(kind: str, var: str) -> str:
+        if kind == "long":  # fastavro refuses ints past 64 bits itself (OverflowError); 32 bits it does not
+            return f"type({var}) is int"
+        low, high = _RANGES[kind]
+        return f"type({var}) is int and {low} <= {var} <= {high}"
+
     def _leaf(self, kind: str, var: str, lines: list[str], ind: str) -> None:
         if kind in _RANGES:
-            low, high = _RANGES[kind]
-            lines.append(f"{ind}if type({var}) is not int or not {low} <= {var} <= {high}: raise _S\n")
+            lines.append(f"{ind}if not ({self._int_ok(kind, var)}): raise _S\n")
         elif kind == "float":
             limit = repr(FLOAT32_OVERFLOW)
             lines.append(f"{ind}if type({var}) is float:\n")
@@ -287,45 +308,90 @@ class _Generator:
 
     # ----- one function per record type ----------------------------------------------------------------
 
+    def _recursive(self, name: str) -> bool:
+        """Whether the named record `name` contains itself."""
+        stack, seen = [self._fitter.resolve(name)], set()
+        while stack:
+            node = stack.pop()
+            if isinstance(node, str):
+                if node == name:
+                    return True
+                if node in seen:
+                    continue
+                seen.add(node)
+                node = self._fitter.resolve(node)
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                kind = node["type"]
+                if kind in ("record", "error"):
+                    stack.extend(f["type"] for f in node["fields"])
+                elif kind == "array":
+                    stack.append(node["items"])
+                elif kind == "map":
+                    stack.append(node["values"])
+                elif isinstance(kind, dict | list):
+                    stack.append(kind)
+        return False
+
     def _record(self, node: Mapping[str, Any]) -> str:
         name = node["name"]
         if name in self._records:
             return self._records[name]
         function = self._name("record")
         self._records[name] = function  # before the fields: a recursive reference calls it by name
-        names = self._const(frozenset([name, *node.get("aliases", ())]))
-        lines = [
-            f"def {function}(d):\n",
-            f"    if type(d) is not dict and (type(d) is not _NR or d.avro_name not in {names}): raise _S\n",
-            "    n = len(d)\n",
-        ]
         prepares = self._needs_prepare(node)
-        if prepares:
-            lines.append("    o = None\n")
-        for field in node["fields"]:
-            self._field(field, lines, prepares)
-        lines.append(f"    if n != {len(node['fields'])}: raise _S\n")
+        lines = [f"def {function}(d):\n"]
+        self._record_body(node, "d", lines, "    ", prepares=prepares)
         lines.append("    return d if o is None else o\n" if prepares else "    return d\n")
         self._functions.append("".join(lines))
         return function
 
-    def _field(self, field: Mapping[str, Any], lines: list[str], prepares: bool) -> None:
+    def _record_body(
+        self, node: Mapping[str, Any], d: str, lines: list[str], ind: str, *, prepares: bool
+    ) -> None:
+        names = self._const(frozenset([node["name"], *node.get("aliases", ())]))
+        n = self._name("n")
+        lines.append(
+            f"{ind}if type({d}) is not dict and (type({d}) is not _NR or {d}.avro_name not in {names}):"
+        )
+        lines.append(" raise _S\n")
+        lines.append(f"{ind}{n} = len({d})\n")
+        if prepares:
+            lines.append(f"{ind}o = None\n")
+        for field in node["fields"]:
+            self._field(field, d, n, lines, ind, prepares=prepares)
+        lines.append(f"{ind}if {n} != {len(node['fields'])}: raise _S\n")
+
+    def _field(
+        self, field: Mapping[str, Any], d: str, n: str, lines: list[str], ind: str, *, prepares: bool
+    ) -> None:
         key = repr(field["name"])
+        v = self._name("v")
         check: list[str] = []
         has_default = "default" in field
-        expr = self._check(field["type"], "v", check, "        " if has_default else "    ")
+        pad = ind + "    " if has_default else ind
+        expr = self._check(field["type"], v, check, pad)
         if has_default:
-            lines.append(f"    v = d.get({key}, _M)\n    if v is _M: n += 1\n")
             if check or expr:
-                lines.append("    else:\n")
-        elif check or expr or self._takes_none(field["type"]):
+                lines.append(f"{ind}if {key} in {d}:\n{pad}{v} = {d}[{key}]\n")
+                lines.extend(check)
+                self._prepared(expr, v, key, d, lines, pad)
+                lines.append(f"{ind}else: {n} += 1\n")
+            else:
+                lines.append(f"{ind}if {key} not in {d}: {n} += 1\n")
+            return
+        if check or expr or self._takes_none(field["type"]):
             # Read even when nothing is checked: fastavro would write null for a missing nullable field.
-            lines.append(f"    v = d[{key}]\n")
+            lines.append(f"{ind}{v} = {d}[{key}]\n")
         lines.extend(check)
+        self._prepared(expr, v, key, d, lines, pad)
+
+    @staticmethod
+    def _prepared(expr: str | None, v: str, key: str, d: str, lines: list[str], pad: str) -> None:
         if expr is not None:
-            pad = "        " if has_default else "    "
-            lines.append(f"{pad}w = {expr}\n{pad}if w is not v:\n")
-            lines.append(f"{pad}    if o is None: o = dict(d)\n{pad}    o[{key}] = w\n")
+            lines.append(f"{pad}w = {expr}\n{pad}if w is not {v}:\n")
+            lines.append(f"{pad}    if o is None: o = dict({d})\n{pad}    o[{key}] = w\n")
 
 
-__all__ = ["Validator", "compile_validator"]
+__all__ = ["CompiledCheck", "Validator", "compile_validator"]
