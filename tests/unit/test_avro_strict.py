@@ -312,3 +312,19 @@ def test_a_named_record_copies_and_pickles_with_its_branch() -> None:
         assert isinstance(clone, NamedRecord) and clone.avro_name == "shop.Deleted" and clone == {"id": 3}
     assert type(dict(record)) is dict and type({**record}) is dict
     assert repr(record) == "NamedRecord('shop.Deleted', {'id': 3})"
+
+
+def test_a_reader_schema_that_fastavro_must_resolve_keeps_the_branch() -> None:
+    # int -> double inside a union branch: no precomputed projection, fastavro resolves per message.
+    writer = copy.deepcopy(ENVELOPE)
+    writer["fields"][0]["type"][1]["fields"][0]["type"] = "int"
+    reader = copy.deepcopy(ENVELOPE)
+    reader["fields"][0]["type"][1]["fields"][0]["type"] = "double"
+    registry = MemoryRegistry()
+    registry.add("events-value", writer)
+    record = {"event": NamedRecord("shop.Deleted", {"id": 3}), "seq": 1}
+    frame = AvroSerializer(registry, "events-value").encode(record)
+    deserializer = AvroDeserializer(registry, reader_schema=reader)
+    decoded = deserializer.decode(frame)
+    assert deserializer._plans[1].reader is not None  # fastavro's own resolution ran
+    assert decoded["event"].avro_name == "shop.Deleted" and decoded["event"]["id"] == 3.0
