@@ -13,9 +13,10 @@ Failures are sorted by what retrying can do:
   as too large): the original message goes
   to the dead-letter topic with ``dlq.*`` headers, and processing goes on;
 * transient (registry unreachable or refusing our credentials, the sink subject missing, a send that the
-  broker did not acknowledge): the batch waits with jittered exponential backoff and retries, forever or
-  until shutdown, without moving past the failed input. The pipeline is reported stuck meanwhile, and one
-  log line marks the start and one the end of each outage.
+  broker did not acknowledge, a schema id the registry does not know yet while the client's
+  `unknown_id_grace` lasts, `SchemaNotFoundYet`): the batch waits with jittered exponential backoff and
+  retries, forever or until shutdown, without moving past the failed input. The pipeline is reported
+  stuck meanwhile, and one log line marks the start and one the end of each outage.
 
 `handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
 agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
@@ -41,6 +42,7 @@ from registry_codecs import (
     RegistryAuthError,
     RegistryUnavailable,
     SchemaLookup,
+    SchemaNotFoundYet,
     SubjectNotFound,
     schema_id_of,
 )
@@ -264,8 +266,26 @@ class PipelineRunner:
             try:
                 outcomes.append(self.process(messages[index], index))
             except TRANSIENT as exc:
+                if isinstance(exc, SchemaNotFoundYet):
+                    self._ask_ahead(messages, index + 1)
                 return exc
         return None
+
+    def _ask_ahead(self, messages: Sequence[Any], start: int) -> None:
+        """Ask for the writer ids of the rest of the batch now, while the batch waits for one of them.
+
+        An id the registry does not know is asked again for a while before its record is dead-lettered;
+        asking for every such id of the batch at once makes the batch wait that while once, not once
+        per unknown id. The answers are cached (or remembered as not found yet); errors are for later.
+        """
+        ids = {_frame_schema_id(message.value) for message in messages[start:]}
+        for schema_id in ids:
+            if schema_id is None:
+                continue
+            try:
+                self._lookup.get_schema(schema_id)
+            except CodecError:
+                continue
 
     def process(self, message: Any, origin: int = -1) -> Outcome:
         """Return the outcome of one raw message (`origin`: its index in the batch).
