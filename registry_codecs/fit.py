@@ -40,6 +40,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
+from registry_codecs.kinds import (
+    LOGICAL_TYPES,
+    accepts_name,
+    kind_of_node,
+    kind_of_value,
+    names_of,
+    notation_name,
+    python_kind,
+    type_name,
+)
 from registry_codecs.unions import NamedRecord
 
 INT_RANGE: Final = (-(2**31), 2**31 - 1)
@@ -50,17 +60,6 @@ UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 _INTEGERS: Final = ("int", "long")
 _FLOATS: Final = ("double", "float")
-LOGICAL_TYPES: Final = {
-    "date": ("int", datetime.date),
-    "time-millis": ("int", datetime.time),
-    "time-micros": ("long", datetime.time),
-    "timestamp-millis": ("long", datetime.datetime),
-    "timestamp-micros": ("long", datetime.datetime),
-    "timestamp-nanos": ("long", datetime.datetime),
-    "local-timestamp-millis": ("long", datetime.datetime),
-    "local-timestamp-micros": ("long", datetime.datetime),
-    "local-timestamp-nanos": ("long", datetime.datetime),
-}
 
 
 class Misfit(Exception):
@@ -223,41 +222,17 @@ class Fitter:
         info = self._unions.get(id(branches))
         if info is None:
             resolved = tuple(self.resolve(b) for b in branches)
-            names = tuple(_notation_name(b) for b in resolved)
+            names = tuple(notation_name(b) for b in resolved)
             by_name: dict[str, int] = {}
             for index, node in enumerate(resolved):
-                for alias in _names_of(node):
+                for alias in names_of(node):
                     by_name.setdefault(alias, index)
-            kinds = [_python_kind(b) for b in resolved]
+            kinds = [python_kind(b) for b in resolved]
             logical = any(k.startswith("logical:") for k in kinds) and len(kinds) - kinds.count("none") > 1
             notation = len(set(kinds)) < len(kinds) or logical
             info = _Union(resolved, names, by_name, notation)
             self._unions[id(branches)] = info
         return info
-
-
-def accepts_name(node: Mapping[str, Any], name: str) -> bool:
-    """Whether a value naming `name` is of the named type `node` (its full name or one of its aliases)."""
-    return name == node["name"] or name in node.get("aliases", ())
-
-
-def type_name(node: Any) -> str:
-    """How errors name an Avro type: ``int``, ``record ns.Item``, ``fixed ns.Id (16 bytes)`` ..."""
-    if isinstance(node, list):
-        return "union [" + ", ".join(_notation_name(b) for b in node) + "]"
-    if isinstance(node, str):
-        return node
-    kind = node["type"]
-    logical = node.get("logicalType")
-    if logical == "decimal":
-        return f"{kind} (decimal({node.get('precision')}, {node.get('scale', 0)}))"
-    if logical:
-        return f"{kind} ({logical})"
-    if kind == "fixed":
-        return f"fixed {node['name']} ({node['size']} bytes)"
-    if kind in ("record", "error", "enum"):
-        return f"{kind} {node['name']}"
-    return str(kind)
 
 
 def _leaf(kind: str, node: Any, datum: Any, path: str, logical: str | None) -> None:
@@ -341,7 +316,7 @@ def _named_choice(datum: Any, info: _Union) -> tuple[str | None, Any]:
 
 
 def _preferred(info: _Union, datum: Any, path: str, fits: list[tuple[int, Any]]) -> tuple[int, Any]:
-    kinds = {index: _kind(info.branches[index]) for index, _ in fits}
+    kinds = {index: kind_of_node(info.branches[index]) for index, _ in fits}
     if isinstance(datum, Mapping):
         candidates = [info.names[index] for index, _ in fits]
         _fail(
@@ -361,7 +336,9 @@ def _preferred(info: _Union, datum: Any, path: str, fits: list[tuple[int, Any]])
 
 
 def _no_branch(info: _Union, datum: Any, path: str, misfits: list[Misfit]) -> NoReturn:
-    same_kind = [m for m, b in zip(misfits, info.branches, strict=True) if _python_kind(b) == _kind_of(datum)]
+    same_kind = [
+        m for m, b in zip(misfits, info.branches, strict=True) if python_kind(b) == kind_of_value(datum)
+    ]
     if len(same_kind) == 1:
         raise same_kind[0]  # the branch it was meant for: its deeper path says more
     _fail(path, _union_name(info), datum, f"{type(datum).__name__} fits no branch of {_union_name(info)}")
@@ -369,66 +346,6 @@ def _no_branch(info: _Union, datum: Any, path: str, misfits: list[Misfit]) -> No
 
 def _union_name(info: _Union) -> str:
     return "union [" + ", ".join(info.names) + "]"
-
-
-def _kind(node: Any) -> str:
-    return node if isinstance(node, str) else str(node["type"])
-
-
-def _notation_name(node: Any) -> str:
-    if isinstance(node, dict) and node["type"] in ("record", "error", "enum", "fixed"):
-        return str(node["name"])
-    return _kind(node)
-
-
-def _names_of(node: Any) -> list[str]:
-    if isinstance(node, dict) and node["type"] in ("record", "error", "enum", "fixed"):
-        return [node["name"], *node.get("aliases", ())]
-    return [_kind(node)]
-
-
-_PYTHON_KIND: Final = {
-    "null": "none",
-    "boolean": "bool",
-    "int": "number",
-    "long": "number",
-    "float": "number",
-    "double": "number",
-    "string": "text",
-    "enum": "text",
-    "bytes": "bytes",
-    "fixed": "bytes",
-    "record": "mapping",
-    "error": "mapping",
-    "map": "mapping",
-    "array": "sequence",
-}
-
-
-def _python_kind(node: Any) -> str:
-    """Which Python values a branch takes; two branches of one kind make a union need tuple notation."""
-    logical = node.get("logicalType") if isinstance(node, dict) else None
-    if logical in LOGICAL_TYPES or logical in ("decimal", "uuid"):
-        return f"logical:{logical}"  # they also take their underlying values: tell fastavro every time
-    return _PYTHON_KIND.get(_kind(node), _kind(node))
-
-
-def _kind_of(datum: Any) -> str:
-    if datum is None:
-        return "none"
-    if isinstance(datum, bool):
-        return "bool"
-    if isinstance(datum, int | float):
-        return "number"
-    if isinstance(datum, str):
-        return "text"
-    if isinstance(datum, bytes | bytearray | memoryview):
-        return "bytes"
-    if isinstance(datum, Mapping):
-        return "mapping"
-    if isinstance(datum, list | tuple):
-        return "sequence"
-    return type(datum).__name__
 
 
 __all__ = [
