@@ -24,6 +24,8 @@ from registry_codecs.errors import (
     SchemaNotFoundYet,
     SchemaParseError,
     SubjectNotFound,
+    UnionBranchUnresolved,
+    ValueDoesNotFit,
     VersionNotFound,
 )
 from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of, unframe
@@ -31,6 +33,7 @@ from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:
     from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
@@ -62,6 +65,7 @@ __all__ = [
     "InMemorySchemaLookup",
     "IncompatibleSchema",
     "InvalidSchema",
+    "NamedRecord",
     "RecordDoesNotFitSchema",
     "RegisteredSchema",
     "RegistryAuthError",
@@ -75,6 +79,8 @@ __all__ = [
     "SchemaReference",
     "SubjectNameStrategy",
     "SubjectNotFound",
+    "UnionBranchUnresolved",
+    "ValueDoesNotFit",
     "VersionNotFound",
     "frame",
     "register_codec",

@@ -2,6 +2,8 @@
 
 A transform is a plain function from one decoded record (a dict) to a record, `None` (drop the input),
 `TOMBSTONE` (write a tombstone: the input's key with a null value) or an iterable of those (fan-out).
+Records inside a union of several record types arrive as `registry_codecs.NamedRecord` (a dict that also
+carries its branch's full name, ``avro_name``) and are written back as that branch; see workers/README.md.
 `Pipeline` is a frozen value; the runtime (`workers.app`) turns each one into a Faust agent.
 `load_pipelines("package.module:ATTRIBUTE")` imports the pipelines a worker runs, so users and tests plug
 in their own without touching this package.
