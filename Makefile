@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+BROKER ?= tansu
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -43,8 +44,8 @@ typecheck: $(STAMP) ## mypy strict over the packages
 
 check: lint typecheck test ## Everything CI cares about plus lint and types
 
-stack: $(STAMP) ## Start the local broker and registry until Ctrl-C
-	$(BIN)/python -m devstack up
+stack: $(STAMP) ## Start the local broker (BROKER=tansu|kafka) and registry until Ctrl-C
+	$(BIN)/python -m devstack up --broker $(BROKER)
 
 bench: $(STAMP) ## Codec benchmark: ratios to raw fastavro and confluent-kafka (about 10 s)
 	$(BIN)/python bench/codec.py

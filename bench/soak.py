@@ -1,10 +1,11 @@
 """Soak: a million records through the worker, watching memory, caches and throughput over time.
 
-Run ``python bench/soak.py`` (``--records N`` for a shorter run). It starts the local stack (Tansu and the
-project's registry on free loopback ports), registers the input schema in several writer versions and the
-output schema, starts ``python -m workers worker`` as a subprocess with the pipeline below, and writes the
-records from a producer thread while it samples, every ``--interval`` seconds, the worker's counters
-(/metrics) and its resident memory (/proc). It prints one line per interval and a summary:
+Run ``python bench/soak.py`` (``--records N`` for a shorter run). It starts the local stack (Apache Kafka,
+or Tansu with ``--broker tansu``, and the project's registry on free loopback ports), registers the input
+schema in several writer versions and the output schema, starts ``python -m workers worker`` as a subprocess
+with the pipeline below, and writes the records from a producer thread while it samples, every
+``--interval`` seconds, the worker's counters (/metrics) and its resident memory (/proc). It prints one line
+per interval and a summary:
 
 - RSS growth after warm-up (the first ``--warmup`` records): must stay under 50 MB;
 - schema cache misses and registry requests after warm-up: bounded caches see no new misses;
@@ -123,12 +124,13 @@ def produce(servers: str, topic: str, ids: dict[int, int], total: int, stop: thr
 
 
 def run(args: argparse.Namespace) -> int:
-    from devstack.broker import TansuBroker
+    from devstack.brokers import new_broker
     from devstack.registry import RegistryProcess
     from registry_codecs import RegistryClient
 
     work = Path(tempfile.mkdtemp(prefix="avroflow-soak-"))
-    with TansuBroker() as broker, RegistryProcess() as registry, RegistryClient(registry.url) as client:
+    broker_helper = new_broker(args.broker)
+    with broker_helper as broker, RegistryProcess() as registry, RegistryClient(registry.url) as client:
         broker.create_topics(["soak-in"], partitions=2)
         ids = {
             v: client.register("soak-in-value", json.dumps(writer_schema(v))) for v in range(WRITER_VERSIONS)
@@ -254,6 +256,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=100_000, help="records out before memory is baselined")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka")
     return run(parser.parse_args())
 
 

@@ -1,8 +1,10 @@
 """Worker benchmark: records/s of the real worker vs a bare Faust agent and plain aiokafka loops, one run.
 
-Run ``python bench/worker.py`` (``--records 10000`` for a quick run). It starts the local broker (Tansu)
-and schema registry on free loopback ports, encodes the input once (sample `AppEvent`s, unique keys), and
-for each variant, on its own 4-partition input and output topics and its own consumer group:
+Run ``python bench/worker.py`` (``--records 10000`` for a quick run; ``--broker kafka`` (the default),
+``tansu``, or ``kafka,tansu`` for both in one run, one after the other). It starts the local broker
+(Apache Kafka or Tansu) and schema registry on free loopback ports, encodes the input once (sample
+`AppEvent`s, unique keys), and for each variant, on its own 4-partition input and output topics and its
+own consumer group:
 
 1. starts the process(es) and waits until they consume: one warm-up record per partition has its output
    (two workers: both answer /readyz 200 first, so they share the partitions before the run);
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,13 +41,13 @@ sys.path.insert(0, str(REPO))
 
 import benchkit as kit  # noqa: E402 - bench/ is on sys.path when run as a script
 
-from devstack.broker import TansuBroker  # noqa: E402
+from devstack.brokers import BROKER_KINDS, new_broker  # noqa: E402
 from devstack.registry.process import RegistryProcess  # noqa: E402
 from registry_codecs import AvroDeserializer, RegistryClient  # noqa: E402
 from workers.sample import OUTPUT_SCHEMA_FILE  # noqa: E402
 
 PARTITIONS = 4
-SESSION_TIMEOUT = 3.0  # Tansu holds a new group's first assignment for half of it
+SESSION_TIMEOUT = 3.0  # Tansu holds a new group's first assignment for half of it (Kafka does not)
 #: The worker's recommended settings (workers/README.md); everything else is the worker's default.
 RECOMMENDED = {
     "AVROFLOW_BATCH_SIZE": "2000",  # the stream buffer follows: max(4096, 2 x batch)
@@ -93,10 +96,11 @@ class Result:
 class Stack:
     """Broker and registry for the whole run, plus the input frames encoded once."""
 
-    def __init__(self, records: int, logs: Path) -> None:
+    def __init__(self, records: int, logs: Path, broker: str) -> None:
         self.records = records
         self.logs = logs
-        self.broker = TansuBroker(log_path=logs / "tansu.log")
+        self.kind = broker
+        self.broker = new_broker(broker, log_dir=logs)
         self.registry = RegistryProcess()
         self.frames: list[tuple[bytes, bytes]] = []
 
@@ -367,33 +371,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="per step of a variant, seconds")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every variant; the best is kept")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and print where")
+    parser.add_argument("--broker", default="kafka", help=f"comma-separated, of {', '.join(BROKER_KINDS)}")
     args = parser.parse_args(argv)
+    brokers = args.broker.split(",")
+    if not brokers or any(kind not in BROKER_KINDS for kind in brokers):
+        parser.error(f"--broker: choose from {', '.join(BROKER_KINDS)}")
     chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
     logs = Path(tempfile.mkdtemp(prefix="avroflow-bench-"))
+    every: list[Result] = []
+    for kind in brokers:
+        rounds = run_rounds(args, chosen, logs / kind, kind)
+        results = best_of(rounds)
+        print(f"== broker: {kind}")
+        print_table(results, args.records)
+        print_rounds(rounds)
+        print(json.dumps({"broker": kind, **summary(results)}, sort_keys=True))
+        every += [r for results_of_round in rounds for r in results_of_round]
+    if args.keep_logs or any(r.note.startswith("failed") for r in every):
+        print(f"logs: {logs}")
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
+    return 0 if all(r.missing == 0 and "wrong content" not in r.note for r in every) else 1
+
+
+def run_rounds(args: argparse.Namespace, chosen: list[Variant], logs: Path, kind: str) -> list[list[Result]]:
+    """Every round of every chosen variant on one broker of `kind`."""
+    logs.mkdir(parents=True)
     rounds: list[list[Result]] = []
-    with Stack(args.records, logs) as stack:
+    with Stack(args.records, logs, kind) as stack:
         for number in range(1, args.rounds + 1):
             rounds.append([])
             for variant in chosen:
-                print(f"round {number}/{args.rounds}: {variant.name}: {variant.about}", flush=True)
+                print(f"{kind} round {number}/{args.rounds}: {variant.name}: {variant.about}", flush=True)
                 try:
                     rounds[-1].append(run_variant(stack, variant, args.timeout))
                 except RuntimeError as exc:
                     print(f"  {variant.name} failed: {exc}; logs in {logs}", flush=True)
-                    args.keep_logs = True
                     rounds[-1].append(Result(variant, note=f"failed: {exc}", missing=args.records))
-    results = best_of(rounds)
-    print_table(results, args.records)
-    print_rounds(rounds)
-    if args.keep_logs:
-        print(f"logs: {logs}")
-    else:
-        for path in logs.iterdir():
-            path.unlink()
-        logs.rmdir()
-    print(json.dumps(summary(results), sort_keys=True))
-    every = [r for results_of_round in rounds for r in results_of_round]
-    return 0 if all(r.missing == 0 and "wrong content" not in r.note for r in every) else 1
+    return rounds
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ from pathlib import Path
 from types import FrameType
 
 from devstack.broker import BrokerError
+from devstack.brokers import BROKER_KINDS
+from devstack.kafka import KafkaBroker
+from devstack.kafka_runtime import KafkaRuntimeMissing
 from devstack.registry import RegistryStartError
 from devstack.stack import LocalStack
 
@@ -30,13 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the broker and the registry; Ctrl-C stops both")
-    up.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
+    up.add_argument(
+        "--broker",
+        choices=BROKER_KINDS,
+        default="tansu",
+        help="tansu (default: no install) or kafka (Apache Kafka in KRaft mode; needs Java 17+ and Maven)",
+    )
+    up.add_argument("--port", type=int, default=None, help="Tansu's port (default: a free one)")
     up.add_argument("--registry-port", type=int, default=None, help="registry port (default: a free one)")
     up.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help="keep registry schemas and the broker log here across runs (topics stay in memory)",
+        help="keep registry schemas and the broker's log (and Kafka's log dirs) here",
     )
     return parser
 
@@ -46,8 +55,10 @@ def _announce(stack: LocalStack) -> None:
         "devstack is up (Ctrl-C stops it)",
         f"bootstrap servers: {stack.bootstrap_servers}",
         f"schema registry:   {stack.registry_url}",
-        *(f"export {name}={value}" for name, value in stack.env().items()),
     ]
+    if isinstance(stack.broker, KafkaBroker):
+        lines.append(f"broker log:        {stack.broker.log_path()}")
+    lines += [f"export {name}={value}" for name, value in stack.env().items()]
     print("\n".join(lines), flush=True)
 
 
@@ -72,15 +83,19 @@ def _wait_for_signal_or_death(stack: LocalStack) -> int:
             signal.signal(sig, handler)
 
 
-def up(port: int | None, registry_port: int | None, data_dir: Path | None) -> int:
+def up(port: int | None, registry_port: int | None, data_dir: Path | None, broker: str = "tansu") -> int:
     """Run the stack until a signal arrives; the return value is the process exit code."""
-    stack = LocalStack(data_dir, broker_port=port, registry_port=registry_port)
+    try:
+        stack = LocalStack(data_dir, broker_port=port, registry_port=registry_port, broker=broker)
+    except ValueError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 2
     # While starting, SIGTERM interrupts like Ctrl-C, so LocalStack.start stops whatever already runs
     # instead of the default action killing this process and orphaning the registry.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
-    except (BrokerError, RegistryStartError) as exc:
+    except (BrokerError, RegistryStartError, KafkaRuntimeMissing) as exc:
         print(f"devstack: could not start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -101,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m devstack``."""
     args = _parser().parse_args(argv)
     if args.command == "up":
-        return up(args.port, args.registry_port, args.data_dir)
+        return up(args.port, args.registry_port, args.data_dir, args.broker)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows only the ones above
 
 

@@ -63,6 +63,28 @@ logger.state.level = WARN
 """
 
 
+_TEMP_PREFIX = "avroflow-kafka-"
+_OWNER_FILE = "owner.pid"
+
+
+def _own_temporary_folder() -> Path:
+    """A new temporary folder marked with this process's pid, after removing those of processes that are gone.
+
+    A test run killed before its finalizers leaves its folder behind; the next helper made on the machine
+    sweeps it (only folders whose owner no longer runs).
+    """
+    for stale in Path(tempfile.gettempdir()).glob(_TEMP_PREFIX + "*"):
+        try:
+            owner = int((stale / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not marked (yet): leave it
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+    (folder / _OWNER_FILE).write_text(str(os.getpid()))
+    return folder
+
+
 @dataclass
 class _Node:
     index: int
@@ -120,7 +142,7 @@ class KafkaBroker(ChildService):
         self._heap = heap
         self._die_with_parent = die_with_parent
         self._own_dir = data_dir is None
-        self.data_dir = Path(tempfile.mkdtemp(prefix="avroflow-kafka-")) if data_dir is None else data_dir
+        self.data_dir = _own_temporary_folder() if data_dir is None else data_dir
         self._formatted = False
         self._lock = threading.RLock()
         names = ("CLIENT", "INTERNAL", "CONTROLLER", *self.extra_listeners)
@@ -218,9 +240,13 @@ class KafkaBroker(ChildService):
             if self._own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def log_path(self, index: int = 0) -> Path:
+        """The file that receives node `index`'s output."""
+        return self._nodes[index].folder / "kafka.log"
+
     def log_tail(self, chars: int = _LOG_TAIL_CHARS, index: int = 0) -> str:
         """The last `chars` characters of node `index`'s log."""
-        path = self._nodes[index].folder / "kafka.log"
+        path = self.log_path(index)
         with contextlib.suppress(OSError), path.open("rb") as log:
             size = log.seek(0, os.SEEK_END)
             log.seek(max(0, size - chars))
@@ -330,7 +356,7 @@ class KafkaBroker(ChildService):
 
     def _spawn(self, node: _Node, classpath: str) -> None:
         config = self._write_config(node)
-        node.log = (node.folder / "kafka.log").open("ab")
+        node.log = self.log_path(node.index).open("ab")
         node.proc = subprocess.Popen(
             self._java(node, classpath, "kafka.Kafka", str(config)),
             stdin=subprocess.DEVNULL,

@@ -1,15 +1,15 @@
-"""The whole local stack as one object: a Tansu broker and the local schema registry, started together.
+"""The whole local stack as one object: a broker (Tansu or Apache Kafka) and the local schema registry.
 
 `LocalStack` is what ``python -m devstack up`` runs, and what any script needing both can use. With a
 data directory the registry keeps its schemas (and ids) there across runs and the broker writes its log
-there; Tansu itself stores topics in memory only, so messages do not survive a restart.
+there (Kafka its log dirs too); Tansu stores topics in memory only, so its messages do not survive a restart.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.broker import TansuBroker
+from devstack.brokers import new_broker
 from devstack.children import ChildService
 from devstack.registry import RegistryProcess
 
@@ -21,9 +21,11 @@ class LocalStack(ChildService):
 
     Args:
         data_dir: Where the registry persists schemas (``<data_dir>/registry``) and the broker writes its log
-            (``<data_dir>/tansu.log``); None keeps everything in memory and temporary files.
-        broker_port: Port for the broker; None picks a free one.
+            (``<data_dir>/tansu.log``, or Kafka's nodes under ``<data_dir>/kafka``); None keeps everything in
+            memory and temporary files.
+        broker_port: Port for the (Tansu) broker; None picks a free one.
         registry_port: Port for the registry; None picks a free one.
+        broker: ``tansu`` (the zero-install default) or ``kafka`` (Apache Kafka; needs Java and Maven).
     """
 
     def __init__(
@@ -32,11 +34,11 @@ class LocalStack(ChildService):
         *,
         broker_port: int | None = None,
         registry_port: int | None = None,
+        broker: str = "tansu",
     ) -> None:
         self.data_dir = data_dir
         registry_dir = None if data_dir is None else data_dir / "registry"
-        log_path = None if data_dir is None else data_dir / "tansu.log"
-        self.broker = TansuBroker(port=broker_port, log_path=log_path)
+        self.broker = new_broker(broker, log_dir=data_dir, port=broker_port)
         self.registry = RegistryProcess(port=registry_port, data_dir=registry_dir)
 
     def __repr__(self) -> str:
@@ -64,7 +66,7 @@ class LocalStack(ChildService):
             "AVROFLOW_SCHEMA_REGISTRY_URL": self.registry_url,
         }
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """Start the broker, then the registry; if either fails, stop whatever did start.
 
         Raises:

@@ -86,6 +86,18 @@ class RegistryUnavailable(RegistryError):
     reason = "registry_unavailable"
 
 
+class SchemaNotFoundYet(RegistryUnavailable):
+    """The registry says it has no schema with this id, but it may not have loaded it yet: ask again.
+
+    A registry that has just restarted answers 40403 for ids that exist until it has reloaded its store
+    (Karapace while it replays its ``_schemas`` topic). A client given an ``unknown_id_grace`` raises
+    this, retriable, until that much time has passed since the id was first reported unknown; only then
+    is the answer final (`SchemaNotFound`).
+    """
+
+    reason = "schema_not_found_yet"
+
+
 class RegistryAuthError(RegistryError):
     """401 or 403: the credentials are missing or wrong. Not retriable: fix the settings."""
 
@@ -133,6 +145,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "SchemaNotFound",
+    "SchemaNotFoundYet",
     "SchemaParseError",
     "SubjectNotFound",
     "VersionNotFound",

@@ -28,7 +28,7 @@ from registry_codecs.avro import (
     read_plan,
     shape_key,
 )
-from registry_codecs.bounds import BodyGuard
+from registry_codecs.bounds import BodyGuard, BodyTooDeep, DepthGuard, RecordTooDeep
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -88,6 +88,9 @@ class AvroSerializer:
         # Without metrics the ticks go to a private counter: one code path, no per-record branch.
         self._ticks = metrics.messages_encoded.labels(subject).ticks if metrics else itertools.count()
         self._parsed: dict[int, tuple[bytes, Any]] = {}
+        # Recursive schemas, whose records could overflow fastavro's C stack (registry_codecs.bounds): their
+        # records are measured before fastavro writes them. Usually empty: the common path pays one test.
+        self._deep: dict[int, DepthGuard] = {}
         # (header, parsed schema, schema id) of the schema in use; swapped as one tuple so readers
         # on other threads never see a header from one schema with the body of another.
         self._current: tuple[bytes, Any, int] | None = None
@@ -116,6 +119,8 @@ class AvroSerializer:
         current = self._current
         if current is None or _monotonic() >= self._next_check:
             current = self._ensure_current()
+        if self._deep and current[2] in self._deep:
+            self._check_depth(record, current)
         buffer = BytesIO()
         buffer.write(current[0])
         try:
@@ -159,13 +164,30 @@ class AvroSerializer:
         cached = self._parsed.get(registered.schema_id)
         if cached is None:
             cached = (header(registered.schema_id), parse_registered(registered))
+            guard = DepthGuard.for_schema(cached[1])
+            if guard is not None:
+                self._deep[registered.schema_id] = guard
             self._parsed[registered.schema_id] = cached
         return cached[0], cached[1], registered.schema_id
+
+    def _check_depth(self, record: Any, current: tuple[bytes, Any, int]) -> None:
+        try:
+            self._deep[current[2]].check(record)
+        except RecordTooDeep as exc:
+            error = RecordTooDeep(
+                f"record does not fit schema id {current[2]} of subject {self._subject!r}: {exc}",
+                schema_id=current[2],
+            )
+            self._count(error)
+            raise error from None
 
     def _does_not_fit(
         self, record: Any, current: tuple[bytes, Any, int], exc: Exception
     ) -> RecordDoesNotFitSchema:
-        found = find_misfit(current[1], record)
+        try:
+            found = find_misfit(current[1], record)
+        except RecursionError:  # a deep record of a recursive schema: the explanation walk gives up
+            found = None
         path, problem = found if found else ("", f"{type(exc).__name__}: {exc}")
         where = f" at {path}" if path else ""
         error = RecordDoesNotFitSchema(
@@ -245,6 +267,10 @@ class AvroDeserializer:
             record = schemaless_reader(buffer, plan.writer, plan.reader)
             if plan.project is not None:
                 record = plan.project(record)
+        except BodyTooDeep as exc:  # valid perhaps, but deeper than fastavro's reader can go: its own reason
+            raise self._count(
+                BodyTooDeep(f"writer schema id {schema_id}: {exc}", schema_id=schema_id)
+            ) from exc
         # A corrupt body surfaces as EOFError, UnicodeDecodeError, IndexError, ValueError, MemoryError ...
         except Exception as exc:
             raise self._count(self._decode_error(schema_id, data, exc)) from exc

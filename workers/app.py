@@ -10,8 +10,8 @@ periodically and on shutdown.
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
 then Faust's Worker with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a
-crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, refused credentials, an invalid
-schema).
+crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, credentials or a certificate the
+registry or the broker refused, an invalid schema).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from registry_codecs import CodecError
 from workers import fastpath, logs
 from workers.batches import BatchReader
-from workers.broker_wait import wait_for_broker
+from workers.broker_wait import KafkaAccessRefused, wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
@@ -46,8 +46,14 @@ log = logging.getLogger("avroflow.worker")
 
 EXIT_OK: Final = 0
 EXIT_CRASH: Final = 1
-#: The start was refused: a missing sink subject, credentials the registry refused, an invalid schema.
+#: The start was refused: a missing sink subject, credentials the registry or the Kafka broker refused, a
+#: certificate either side does not trust, an invalid schema.
 EXIT_PREFLIGHT: Final = 3
+#: Stack of the threads created after start (the codec threads of `asyncio.to_thread`). fastavro recurses
+#: on the C stack, two frames per level of a recursive record; registry_codecs.bounds caps records at
+#: MAX_DEPTH levels, which an 8 MiB stack holds with less than a factor of two to spare. Reserved address
+#: space, not memory: pages are committed only when touched.
+CODEC_THREAD_STACK_BYTES: Final = 32 * 2**20
 
 
 def _credentials(settings: Settings) -> Any:
@@ -259,7 +265,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
             log.info("stopped before start")
             return EXIT_OK
         app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError) as exc:
+    except (PreflightError, PipelineError, KafkaAccessRefused) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
@@ -273,6 +279,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
     fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
+    threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
     started = time.monotonic()
     try:
         worker.execute_from_commandline()

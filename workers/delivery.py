@@ -35,11 +35,13 @@ class Send:
 
 @dataclass(slots=True)
 class Outcome:
-    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD."""
+    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD; `tombstone`
+    when the input's value was null."""
 
     kind: str
     sends: list[Send] = field(default_factory=list)
     reason: str = ""
+    tombstone: bool = False
 
 
 #: Hands one record to the producer; the awaitable it returns resolves when the broker acknowledges it.

@@ -121,6 +121,8 @@ def worker_env(settings: Settings, web_port: int, environ: Mapping[str, str] = o
         AVROFLOW_WEB_HOST="127.0.0.1",
         AVROFLOW_WEB_PORT=str(web_port),
         AVROFLOW_LATEST_SCHEMA_TTL_SECONDS="5",
+        # The demo's registry never warms up: its poison frame with an unknown id is final after 2 s.
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="2",
         AVROFLOW_LOG_LEVEL="WARNING",
     )
     return env

@@ -13,6 +13,7 @@ import difflib
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -106,6 +107,7 @@ class Settings:
     schema_registry_key_file: Path | None = None
     schema_registry_timeout_seconds: float = 10.0
     latest_schema_ttl_seconds: float = 30.0
+    schema_not_found_retry_seconds: float = 30.0
     auto_register_schemas: bool = False
     # Processing
     dlq_suffix: str = ".dlq"
@@ -164,11 +166,34 @@ class Settings:
             if (getattr(self, cert) is None) != (getattr(self, key) is None):
                 missing = key if getattr(self, key) is None else cert
                 raise SettingsError(VARIABLES[missing], f"required together with {VARIABLES[cert]}")
+        self._check_kafka_tls_files()
         if self.schema_registry_password is not None and self.schema_registry_username is None:
             raise SettingsError(VARIABLES["schema_registry_username"], "required with a registry password")
         if self.batch_within_seconds <= 0 or self.retry_backoff_seconds <= 0:
             bad = "batch_within_seconds" if self.batch_within_seconds <= 0 else "retry_backoff_seconds"
             raise SettingsError(VARIABLES[bad], "must be greater than 0")
+
+    def _check_kafka_tls_files(self) -> None:
+        # Loaded here, so a wrong file stops the start naming the variable instead of a traceback later;
+        # the empty key password makes an encrypted key fail instead of OpenSSL prompting on the terminal.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            if self.kafka_ssl_cafile is not None:
+                context.load_verify_locations(cafile=self.kafka_ssl_cafile)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                VARIABLES["kafka_ssl_cafile"], f"not a PEM CA file: {_ssl_reason(exc)}"
+            ) from None
+        if self.kafka_ssl_certfile is None or self.kafka_ssl_keyfile is None:
+            return
+        try:
+            context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile, password=lambda: b"")
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                VARIABLES["kafka_ssl_keyfile"],
+                f"cannot load it with AVROFLOW_KAFKA_SSL_CERTFILE as a PEM certificate and its unencrypted "
+                f"private key: {_ssl_reason(exc)}",
+            ) from None
 
     @property
     def kafka_uses_ssl(self) -> bool:
@@ -189,6 +214,11 @@ class Settings:
         return f"Settings({', '.join(parts)})"
 
     __str__ = __repr__
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason).lower().replace("_", " ") if reason else str(exc)
 
 
 def _parse_str(variable: str, raw: str) -> str:
@@ -302,6 +332,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "schema_registry_key_file": _parse_file,
     "schema_registry_timeout_seconds": _number(float, 0.1, "a number of seconds"),
     "latest_schema_ttl_seconds": _seconds,
+    "schema_not_found_retry_seconds": _seconds,
     "auto_register_schemas": _parse_bool,
     "dlq_suffix": _parse_topic_suffix,
     "batch_size": _number(int, 1, "a whole number"),

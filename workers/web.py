@@ -35,7 +35,7 @@ class WorkerMetrics:
     once in exactly one of `records_out` (it produced at least one output), `records_dropped` (the
     transform returned nothing) or `records_dead_lettered`; so in = out + dropped + dead-lettered once
     the worker is idle. `output_records` counts the records written to the sink (more than `records_out`
-    when a transform fans out).
+    when a transform fans out). `tombstones` counts the inputs whose value is null, whatever their outcome.
     """
 
     records_in: Counter
@@ -43,6 +43,7 @@ class WorkerMetrics:
     output_records: Counter
     records_dropped: Counter
     records_dead_lettered: Counter
+    tombstones: Counter
     transform_seconds: Histogram
     transient_retries: Counter
     pipeline_stuck: Gauge
@@ -67,6 +68,10 @@ class WorkerMetrics:
                 "records_dead_lettered",
                 "Input records written to the dead-letter topic, by pipeline and reason",
                 ("pipeline", "reason"),
+            ),
+            tombstones=counter(
+                "tombstones",
+                "Input records whose value is null (tombstones), by pipeline; also counted in their outcome",
             ),
             transform_seconds=Histogram(
                 "transform_duration_seconds",

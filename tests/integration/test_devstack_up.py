@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,13 +123,18 @@ def _assert_gone(pids: list[int], addresses: list[str]) -> None:
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("broker", ["tansu", "kafka"])
 def test_up_prints_addresses_that_answer_and_stops_everything_on_a_signal(
-    started: list[subprocess.Popen[str]], how: str
+    started: list[subprocess.Popen[str]], how: str, broker: str
 ) -> None:
-    up = _up(started)
+    up = _up(started, "--broker", broker)
     _answers(up)
     children = up.children
     assert len(children) == 2
+    kafka_log = re.search(r"^broker log: +(\S+)$", up.output, re.M)
+    if broker == "kafka":  # its output goes to a file in a folder of its own, not to the terminal
+        assert kafka_log is not None, up.output
+        assert "Kafka Server started" in Path(kafka_log[1]).read_text()
 
     if how == "ctrl-c":
         os.killpg(up.proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
@@ -137,6 +143,9 @@ def test_up_prints_addresses_that_answer_and_stops_everything_on_a_signal(
 
     assert up.proc.wait(_EXIT_TIMEOUT) == 0, _stderr(up.proc)
     _assert_gone(children, [up.bootstrap, up.registry_url])
+    if kafka_log is not None:  # nothing on the terminal, and the temporary log dirs went with it
+        assert "Kafka Server started" not in up.output + _stderr(up.proc)
+        assert not Path(kafka_log[1]).parents[1].exists()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -218,3 +227,29 @@ def test_a_port_that_is_taken_is_a_clear_error_and_nothing_is_left_running(
     assert proc.returncode == 1
     assert f"could not start: Tansu broker on 127.0.0.1:{port} could not listen" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("missing", ["java", "mvn"])
+def test_kafka_without_java_or_maven_is_one_line_saying_what_to_install(
+    started: list[subprocess.Popen[str]], tmp_path: Path, missing: str
+) -> None:
+    bin_dir = tmp_path / "bin"  # a PATH with Java unless Java is what is missing, and no Maven
+    bin_dir.mkdir()
+    if missing != "java":
+        (bin_dir / "java").symlink_to(shutil.which("java") or "/usr/bin/java")
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env.update(PATH=str(bin_dir), AVROFLOW_KAFKA_CACHE=str(tmp_path / "empty-cache"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "up", "--broker", "kafka"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    started.append(proc)
+    _, err = proc.communicate(timeout=_START_TIMEOUT)
+    assert proc.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"no '{missing}' is on PATH" in lines[0]
+    assert "install a Java 17+ runtime and Maven" in lines[0]

@@ -2,8 +2,9 @@
 
 `WorkerProcess` runs ``python -m workers worker`` with the test pipelines (tests/pipelines_for_tests.py)
 and reads its /metrics and /readyz over loopback HTTP. Inputs are written with confluent-kafka's own
-`AvroSerializer` and outputs are read by consuming (Tansu's end offsets under-report), with confluent-kafka
-as the independent oracle.
+`AvroSerializer` and outputs are read by consuming, with confluent-kafka as the independent oracle. On
+Kafka, `consume` also reads on to the end offsets it finds once it has what it expected, so a record
+written twice shows up as an extra record (Tansu's end offsets under-report, so there it stops at the count).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack import broker
 from devstack.broker import free_port
+from devstack.brokers import test_broker_kind
 from devstack.registry import RegistryProcess
 from registry_codecs import RegistryClient
 
@@ -145,7 +147,7 @@ def consume(
     done: Callable[[list[Consumed]], bool] | None = None,
 ) -> list[Consumed]:
     """Read `topic` from the beginning (no consumer group) until `expected` records (or `done` says so),
-    or until `timeout`."""
+    or until `timeout`; on Kafka, then on to the end offsets of that moment (see the module docstring)."""
     enough = done or (lambda records: len(records) >= expected)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap_servers, "group.id": "unused", "enable.auto.commit": False}
@@ -160,12 +162,44 @@ def consume(
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            headers = {k: v or b"" for k, v in (message.headers() or [])}
-            key, value = message.key(), message.value()
-            records.append(Consumed(topic, message.partition(), message.offset(), key, value, headers))
+            records.append(_consumed(message))
+        if test_broker_kind() == "kafka":
+            records += _read_to_end(consumer, topic, records, deadline)
         return records
     finally:
         consumer.close()
+
+
+def _consumed(message: Message) -> Consumed:
+    headers = {k: v or b"" for k, v in (message.headers() or [])}
+    return Consumed(
+        message.topic() or "",
+        message.partition() or 0,
+        message.offset() or 0,
+        message.key(),
+        message.value(),
+        headers,
+    )
+
+
+def _read_to_end(consumer: Consumer, topic: str, records: list[Consumed], deadline: float) -> list[Consumed]:
+    """The records between what `records` holds and each partition's end offset now."""
+    seen = {(r.partition, r.offset) for r in records}
+    nexts = {p: max((o for q, o in seen if q == p), default=-1) + 1 for p, _ in seen} if seen else {}
+    ends = {}
+    for assigned in consumer.assignment():
+        _, high = consumer.get_watermark_offsets(assigned, timeout=10)
+        ends[assigned.partition] = high
+    more: list[Consumed] = []
+    while any(nexts.get(p, 0) < end for p, end in ends.items()) and time.monotonic() < deadline + 5:
+        message = consumer.poll(0.2)
+        if message is None or message.error():
+            continue
+        record = _consumed(message)
+        nexts[record.partition] = record.offset + 1
+        if (record.partition, record.offset) not in seen:
+            more.append(record)
+    return more
 
 
 def worker_env(
@@ -189,6 +223,8 @@ def worker_env(
         AVROFLOW_SCHEMA_REGISTRY_TIMEOUT_SECONDS="2",
         AVROFLOW_SHUTDOWN_TIMEOUT_SECONDS="15",
         AVROFLOW_BATCH_SIZE="50",
+        # Unknown ids and missing sink subjects are final after 2 s (default 30 s, for registry warm-ups).
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="2",
         TEST_SOURCE_TOPIC=source,
         TEST_SINK_TOPIC=sink,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -273,3 +309,29 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def assert_nothing_leaks(
+    worker: WorkerProcess,
+    bootstrap_servers: str,
+    dlq: str,
+    *secrets: str,
+    content: str,
+    dead_letters: int = 2,
+) -> None:
+    """The secrets appear in no log line, endpoint answer or dead-letter header (`dead_letters` of them
+    read from `dlq` through `bootstrap_servers`); the endpoints show no record `content` either."""
+    answers = {path: worker.get(path)[1] for path in ("/metrics", "/healthz", "/readyz")}
+    dead = consume(bootstrap_servers, dlq, expected=dead_letters, timeout=30)
+    assert len(dead) == dead_letters
+    headers = "\n".join(
+        f"{k}={v.decode(errors='replace')}" for record in dead for k, v in record.headers.items()
+    )
+    assert "dlq.error.message" in headers
+    for secret in secrets:
+        assert secret not in worker.log()
+        assert secret not in headers
+        for path, body in answers.items():
+            assert secret not in body, path
+    for path, body in answers.items():
+        assert content not in body, f"{path} shows record content"

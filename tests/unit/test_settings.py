@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.registry.tls import make_ca
 from workers.settings import VARIABLES, Secret, Settings, SettingsError
 
 REQUIRED = {
@@ -25,6 +26,7 @@ def test_defaults_with_only_the_required_variables() -> None:
     assert settings.app_id == "avroflow"
     assert settings.dlq_suffix == ".dlq"
     assert settings.latest_schema_ttl_seconds == 30.0
+    assert settings.schema_not_found_retry_seconds >= 30.0  # a registry warm-up takes seconds
     assert settings.web_port == 6066
     assert settings.log_level == "INFO"
     assert settings.auto_register_schemas is False
@@ -134,8 +136,9 @@ def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
         load(AVROFLOW_KAFKA_SSL_CERTFILE=str(cert))
     with pytest.raises(SettingsError, match="AVROFLOW_SCHEMA_REGISTRY_CERT_FILE"):
         load(AVROFLOW_SCHEMA_REGISTRY_KEY_FILE=str(cert))
-    settings = load(AVROFLOW_KAFKA_SSL_CERTFILE=str(cert), AVROFLOW_KAFKA_SSL_KEYFILE=str(cert))
-    assert settings.kafka_ssl_certfile == cert
+    real_cert, real_key = make_ca(tmp_path).issue(tmp_path, "client", client=True)
+    settings = load(AVROFLOW_KAFKA_SSL_CERTFILE=str(real_cert), AVROFLOW_KAFKA_SSL_KEYFILE=str(real_key))
+    assert settings.kafka_ssl_certfile == real_cert
 
 
 def test_secrets_never_show_in_repr_str_or_errors() -> None:
