@@ -97,6 +97,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": session,
         "broker_heartbeat_interval": min(3.0, session / 3),
         "broker_commit_interval": settings.kafka_commit_interval_seconds,
+        # acks=all: an output is acknowledged (and its input committable) once every in-sync replica has
+        # it, so a leader that dies right after the ack cannot take it along (Faust's default, kept explicit).
+        "producer_acks": -1,
         "producer_linger": settings.kafka_producer_linger_seconds,
         "producer_max_batch_size": settings.kafka_producer_max_batch_size,
         # A send the broker never acknowledges fails after this long and is retried (Faust's default: 20 min).

@@ -68,6 +68,13 @@ def test_plaintext_defaults() -> None:
     assert conf["stream_wait_empty"] is False
 
 
+def test_the_producer_waits_for_every_in_sync_replica() -> None:
+    # acks=all: an output counts as acknowledged (and its input's offset as committable) only once
+    # min.insync.replicas brokers hold it, so a leader killed right after the ack loses nothing.
+    app = faust.App("acks-test", **faust_settings(settings()))
+    assert app.conf.producer_acks == -1
+
+
 def test_sasl_plaintext_and_sasl_ssl(ca_file: Path) -> None:
     planted = "planted-kafka-secret"
     sasl = {
