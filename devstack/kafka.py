@@ -270,7 +270,9 @@ class KafkaBroker(ChildService):
     def leader_of(self, topic: str, partition: int = 0, timeout: float = 10.0) -> int:
         """The index of the node that leads `topic`'s `partition` now."""
         metadata = AdminClient(self._admin_config()).list_topics(topic, timeout=timeout)
-        leader = metadata.topics[topic].partitions[partition].leader
+        found = metadata.topics.get(topic)
+        # Right after creation the metadata can list the topic before its partitions.
+        leader = found.partitions[partition].leader if found and partition in found.partitions else -1
         if leader < 0:
             raise BrokerError(f"{topic}[{partition}] has no leader now")
         return self.index_of(leader)

@@ -101,11 +101,12 @@ class TcpProxy:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                watched = [self._listener] + (list(self._pairs) if self.mode == PASS else [])
             with selectors.DefaultSelector() as selector:
-                for sock in watched:
-                    selector.register(sock, selectors.EVENT_READ)
+                # Registered under the lock: `cut` closes sockets from another thread, and a socket closed
+                # between a snapshot and its registration would be fd -1 (ValueError, the proxy thread dead).
+                with self._lock:
+                    for sock in [self._listener] + (list(self._pairs) if self.mode == PASS else []):
+                        selector.register(sock, selectors.EVENT_READ)
                 ready = selector.select(timeout=0.05)
             with self._lock:
                 for key, _ in ready:
