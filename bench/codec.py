@@ -5,7 +5,8 @@ loopback port (``--in-memory`` skips it), registers a 17-field schema and an evo
 times, interleaved and best-of-N:
 
 - raw fastavro with struct framing (the practical limit, the anchor of every ratio);
-- our AvroSerializer/AvroDeserializer on the real RegistryClient, and the same through the Faust codec;
+- our AvroSerializer/AvroDeserializer on the real RegistryClient, and the same through the Faust codec
+  (our encodes are validated: every value checked against what its Avro type holds exactly; raw is not);
 - confluent-kafka's AvroSerializer/AvroDeserializer on its mock:// registry;
 - decoding through an evolved reader schema: ours, and fastavro's own per-message resolution.
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fastavro
 from prometheus_client import CollectorRegistry
 
-from registry_codecs import AvroDeserializer, AvroSerializer, CodecMetrics, RegistryClient
+from registry_codecs import AvroDeserializer, AvroSerializer, CodecMetrics, RegistryClient, ValueDoesNotFit
 from registry_codecs.faust_codec import ConfluentAvroCodec
 from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.schemas import SchemaLookup
@@ -183,6 +184,7 @@ def build_variants(
     c_encode, c_decode, c_frame = confluent_pair(records)
     c_frames = [c_frame[:1] + c_frame[1:5] + f[5:] for f in frames]  # same bodies, their schema id
     assert serializer.encode(records[0]) == frames[0] and codec.dumps(records[0]) == frames[0]
+    _check_validated((serializer.encode, codec.dumps), records[0], raw_encode)
     assert evolving.decode(frames[0]) == fastavro_resolving_decode(frames[0])
     return {
         "raw_encode": (raw_encode, records),
@@ -196,6 +198,20 @@ def build_variants(
         "codec_decode_reader_schema": (evolving.decode, frames),
         "fastavro_decode_reader_schema": (fastavro_resolving_decode, frames),
     }
+
+
+def _check_validated(
+    ours: tuple[Callable[[Any], Any], ...], record: dict[str, Any], raw: Callable[[Any], Any]
+) -> None:
+    """Check that our encoders refuse an int out of range, which raw fastavro writes silently."""
+    overflowing = {**record, "count": 2**31 + 5}
+    raw(overflowing)
+    for encode in ours:
+        try:
+            encode(overflowing)
+        except ValueDoesNotFit:
+            continue
+        raise AssertionError(f"{encode} wrote an int out of range: the timed encodes are not validated")
 
 
 def measure(variants: dict[str, Any], rounds: int, batch: int) -> dict[str, float]:

@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             AVROFLOW_WEB_HOST="127.0.0.1",
             AVROFLOW_WEB_PORT=str(port),
             AVROFLOW_LOG_LEVEL="WARNING",
+            AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false",  # Tansu refuses InitProducerId
             PYTHONPATH=os.pathsep.join([str(REPO / "bench"), str(REPO)]),
         )
         log = (work / "worker.log").open("wb")

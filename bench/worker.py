@@ -143,6 +143,7 @@ def commands(
                 AVROFLOW_WEB_PORT=str(port),
                 AVROFLOW_KAFKA_SESSION_TIMEOUT_SECONDS=str(SESSION_TIMEOUT),
                 AVROFLOW_TOPIC_PARTITIONS=str(PARTITIONS),
+                AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false",  # Tansu refuses InitProducerId
                 BENCH_SOURCE_TOPIC=source,
                 BENCH_SINK_TOPIC=sink,
                 **variant.env,

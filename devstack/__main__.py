@@ -83,6 +83,12 @@ def _wait_for_signal_or_death(stack: LocalStack) -> int:
             signal.signal(sig, handler)
 
 
+def _stop_if(interrupted: threading.Event, stack: LocalStack) -> None:
+    if interrupted.is_set():
+        stack.stop()
+        raise KeyboardInterrupt
+
+
 def up(port: int | None, registry_port: int | None, data_dir: Path | None, broker: str = "tansu") -> int:
     """Run the stack until a signal arrives; the return value is the process exit code."""
     try:
@@ -92,9 +98,18 @@ def up(port: int | None, registry_port: int | None, data_dir: Path | None, broke
         return 2
     # While starting, SIGTERM interrupts like Ctrl-C, so LocalStack.start stops whatever already runs
     # instead of the default action killing this process and orphaning the registry.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupted = threading.Event()
+
+    def on_start_signal(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_start_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         stack.start()
+        # The KeyboardInterrupt of a signal that arrived while a child was being forked is raised in an
+        # at-fork hook, where Python prints and ignores it: the flag remembers the signal all the same.
+        _stop_if(interrupted, stack)
     except (BrokerError, RegistryStartError, KafkaRuntimeMissing) as exc:
         print(f"devstack: could not start: {exc}", file=sys.stderr)
         return 1
@@ -102,7 +117,8 @@ def up(port: int | None, registry_port: int | None, data_dir: Path | None, broke
         print("devstack: interrupted while starting; stopped", file=sys.stderr)
         return _INTERRUPTED_EXIT
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     try:
         _announce(stack)
         code = _wait_for_signal_or_death(stack)

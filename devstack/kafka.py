@@ -63,6 +63,28 @@ logger.state.level = WARN
 """
 
 
+_TEMP_PREFIX = "avroflow-kafka-"
+_OWNER_FILE = "owner.pid"
+
+
+def _own_temporary_folder() -> Path:
+    """A new temporary folder marked with this process's pid, after removing those of processes that are gone.
+
+    A test run killed before its finalizers leaves its folder behind; the next helper made on the machine
+    sweeps it (only folders whose owner no longer runs).
+    """
+    for stale in Path(tempfile.gettempdir()).glob(_TEMP_PREFIX + "*"):
+        try:
+            owner = int((stale / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not marked (yet): leave it
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX))
+    (folder / _OWNER_FILE).write_text(str(os.getpid()))
+    return folder
+
+
 @dataclass
 class _Node:
     index: int
@@ -120,7 +142,7 @@ class KafkaBroker(ChildService):
         self._heap = heap
         self._die_with_parent = die_with_parent
         self._own_dir = data_dir is None
-        self.data_dir = Path(tempfile.mkdtemp(prefix="avroflow-kafka-")) if data_dir is None else data_dir
+        self.data_dir = _own_temporary_folder() if data_dir is None else data_dir
         self._formatted = False
         self._lock = threading.RLock()
         names = ("CLIENT", "INTERNAL", "CONTROLLER", *self.extra_listeners)
@@ -248,7 +270,9 @@ class KafkaBroker(ChildService):
     def leader_of(self, topic: str, partition: int = 0, timeout: float = 10.0) -> int:
         """The index of the node that leads `topic`'s `partition` now."""
         metadata = AdminClient(self._admin_config()).list_topics(topic, timeout=timeout)
-        leader = metadata.topics[topic].partitions[partition].leader
+        found = metadata.topics.get(topic)
+        # Right after creation the metadata can list the topic before its partitions.
+        leader = found.partitions[partition].leader if found and partition in found.partitions else -1
         if leader < 0:
             raise BrokerError(f"{topic}[{partition}] has no leader now")
         return self.index_of(leader)

@@ -7,11 +7,15 @@ session, each on a free port; they
 stop at session end. Each process is also registered with `atexit`, and the broker dies with the test
 process on Linux, so an interrupted or crashed run leaves nothing behind. `unique_name` gives every test its
 own topic, subject and consumer-group names, so tests never see each other's messages even on a shared broker.
+
+Tests marked ``apicurio`` run against a real Apicurio Registry (`apicurio_registry`, Java 21+ and a 158 MB
+download on first use) and are skipped unless ``AVROFLOW_TEST_APICURIO=1``.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -19,12 +23,15 @@ from typing import TypeVar
 
 import pytest
 
+from devstack.apicurio import ApicurioRegistry
 from devstack.broker import TansuBroker
 from devstack.brokers import Broker, new_broker, test_broker_kind
 from devstack.children import ChildService
 from devstack.registry import RegistryProcess
 
 __all__ = [
+    "APICURIO_TEST_ENV",
+    "apicurio_registry",
     "bootstrap_servers",
     "broker",
     "broker_kind",
@@ -34,6 +41,14 @@ __all__ = [
     "unique_name",
     "unique_name_for",
 ]
+
+APICURIO_TEST_ENV = "AVROFLOW_TEST_APICURIO"
+_APICURIO_SKIP = (
+    f"optional Apicurio Registry group: set {APICURIO_TEST_ENV}=1 to run it "
+    "(needs Java 21+ and Maven; the first run downloads 158 MB, each session starts the registry once)"
+)
+# The settings the `apicurio_registry` fixture starts Apicurio with (see devstack/README.md, "Apicurio").
+APICURIO_TEST_PROPERTIES = {"apicurio.rules.global.compatibility": "BACKWARD"}  # Confluent's default level
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9-]+")
 _NAME_STEM_CHARS = 40
@@ -56,6 +71,16 @@ def _serve(service: _Service) -> Iterator[_Service]:
 def pytest_report_header(config: pytest.Config) -> str:
     """Say which broker the integration tests run on, so a run's log shows it."""
     return f"devstack broker: {test_broker_kind()} (AVROFLOW_TEST_BROKER=kafka|tansu)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``apicurio`` unless ``AVROFLOW_TEST_APICURIO=1``."""
+    if os.environ.get(APICURIO_TEST_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=_APICURIO_SKIP)
+    for item in items:
+        if item.get_closest_marker("apicurio") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +120,12 @@ def registry_process() -> Iterator[RegistryProcess]:
 def registry_url(registry_process: RegistryProcess) -> str:
     """Base URL of the session's schema registry, e.g. ``http://127.0.0.1:PORT``."""
     return registry_process.url
+
+
+@pytest.fixture(scope="session")
+def apicurio_registry() -> Iterator[ApicurioRegistry]:
+    """A running Apicurio Registry 3.x (in memory) for the session; `url` is its Confluent-compatible API."""
+    yield from _serve(ApicurioRegistry(properties=APICURIO_TEST_PROPERTIES))
 
 
 @pytest.fixture

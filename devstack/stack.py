@@ -64,6 +64,8 @@ class LocalStack(ChildService):
         return {
             "AVROFLOW_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "AVROFLOW_SCHEMA_REGISTRY_URL": self.registry_url,
+            # Tansu refuses aiokafka's idempotent producer a producer id (InitProducerId).
+            "AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER": "false",
         }
 
     def start(self, timeout: float = 60.0) -> None:

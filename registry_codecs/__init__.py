@@ -21,8 +21,11 @@ from registry_codecs.errors import (
     RegistryError,
     RegistryUnavailable,
     SchemaNotFound,
+    SchemaNotFoundYet,
     SchemaParseError,
     SubjectNotFound,
+    UnionBranchUnresolved,
+    ValueDoesNotFit,
     VersionNotFound,
 )
 from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of, unframe
@@ -30,6 +33,7 @@ from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:
     from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
@@ -61,6 +65,7 @@ __all__ = [
     "InMemorySchemaLookup",
     "IncompatibleSchema",
     "InvalidSchema",
+    "NamedRecord",
     "RecordDoesNotFitSchema",
     "RegisteredSchema",
     "RegistryAuthError",
@@ -69,10 +74,13 @@ __all__ = [
     "RegistryUnavailable",
     "SchemaLookup",
     "SchemaNotFound",
+    "SchemaNotFoundYet",
     "SchemaParseError",
     "SchemaReference",
     "SubjectNameStrategy",
     "SubjectNotFound",
+    "UnionBranchUnresolved",
+    "ValueDoesNotFit",
     "VersionNotFound",
     "frame",
     "register_codec",

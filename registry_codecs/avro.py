@@ -11,10 +11,7 @@ re-exported here, which is where the shared contract names them.
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,11 +39,14 @@ class ReadPlan:
         writer: the parsed writer schema, handed to fastavro's schemaless reader.
         reader: the parsed reader schema when fastavro must resolve per message, else None.
         project: applied to what fastavro returns (a precomputed resolution), or None.
+        mark: turns the ``(name, record)`` values of unions of several records into `NamedRecord`
+            (`registry_codecs.unions`), or None when the schema has no such union.
     """
 
     writer: Any
     reader: Any = None
     project: Projection | None = None
+    mark: Callable[[Any], Any] | None = None
 
 
 def parse_avro(
@@ -141,169 +141,16 @@ def read_plan(writer: Any, reader: Any | None, reader_key: str | None) -> ReadPl
 def find_misfit(parsed: Any, datum: Any) -> tuple[str, str] | None:
     """Walk `datum` against a parsed schema and return ``(field_path, problem)`` for the first misfit.
 
-    Run only after fastavro has refused a record: its messages rarely say which field was wrong. Paths
-    read like ``address.zip``, ``items[2].price`` or ``attributes['k']``; None means no misfit was found.
+    The rules are `registry_codecs.fit`'s. Paths read like ``address.zip``, ``items[2].price`` or
+    ``attributes['k']``; None means the datum fits.
     """
-    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-    return _misfit(parsed, datum, "", named)
+    from registry_codecs.fit import Fitter, Misfit
 
-
-def _misfit(schema: Any, datum: Any, path: str, named: Mapping[str, Any]) -> tuple[str, str] | None:
-    if isinstance(schema, str):
-        if schema in named:
-            return _misfit(named[schema], datum, path, named)
-        return _check_leaf(schema, None, datum, path)
-    if isinstance(schema, list):
-        return _misfit_union(schema, datum, path, named)
-    kind = schema["type"]
-    if kind == "record" or kind == "error":
-        return _misfit_record(schema, datum, path, named)
-    if kind == "array":
-        if not isinstance(datum, list | tuple):
-            return path, f"expected an array, got {type(datum).__name__}"
-        for index, item in enumerate(datum):
-            found = _misfit(schema["items"], item, f"{path}[{index}]", named)
-            if found:
-                return found
-        return None
-    if kind == "map":
-        if not isinstance(datum, Mapping):
-            return path, f"expected a map, got {type(datum).__name__}"
-        for key, value in datum.items():
-            if not isinstance(key, str):
-                return f"{path}[{key!r}]", f"map keys must be strings, got {type(key).__name__}"
-            found = _misfit(schema["values"], value, f"{path}[{key!r}]", named)
-            if found:
-                return found
-        return None
-    if kind == "enum":
-        if datum not in schema["symbols"]:
-            shown = repr(datum) if isinstance(datum, str) else type(datum).__name__
-            return path, f"{shown} is not a symbol of enum {schema['name']} {schema['symbols']}"
-        return None
-    if isinstance(kind, dict | list):
-        return _misfit(kind, datum, path, named)
-    return _check_leaf(kind, schema, datum, path)
-
-
-def _misfit_record(
-    schema: Mapping[str, Any], datum: Any, path: str, named: Mapping[str, Any]
-) -> tuple[str, str] | None:
-    if not isinstance(datum, Mapping):
-        return path or "(record)", f"expected a record {schema['name']}, got {type(datum).__name__}"
-    for field in schema["fields"]:
-        name = field["name"]
-        where = f"{path}.{name}" if path else name
-        if name not in datum:
-            if "default" in field or _accepts_null(field["type"]):
-                continue
-            return where, "missing field (no default)"
-        found = _misfit(field["type"], datum[name], where, named)
-        if found:
-            return found
+    try:
+        Fitter(parsed).prepare(datum)
+    except Misfit as misfit:
+        return misfit.path, misfit.problem
     return None
-
-
-def _misfit_union(
-    branches: list[Any], datum: Any, path: str, named: Mapping[str, Any]
-) -> tuple[str, str] | None:
-    for branch in branches:
-        if _misfit(branch, datum, path, named) is None:
-            return None
-    # No branch fits: descend into the branch of the datum's own kind, for a deeper path.
-    for branch in branches:
-        resolved = named.get(branch, branch) if isinstance(branch, str) else branch
-        kind = resolved.get("type") if isinstance(resolved, dict) else resolved
-        if (
-            (kind == "record" and isinstance(datum, Mapping))
-            or (kind == "array" and isinstance(datum, list | tuple))
-            or (kind == "map" and isinstance(datum, Mapping))
-        ):
-            return _misfit(resolved, datum, path, named)
-    names = [b if isinstance(b, str) else b.get("name", b.get("type")) for b in branches]
-    return path or "(record)", f"{type(datum).__name__} fits no branch of the union {names}"
-
-
-def _accepts_null(schema: Any) -> bool:
-    return schema == "null" or (isinstance(schema, list) and "null" in schema)
-
-
-_INT_RANGE = (-(2**31), 2**31 - 1)
-_LONG_RANGE = (-(2**63), 2**63 - 1)
-
-
-def _check_leaf(kind: str, schema: Mapping[str, Any] | None, datum: Any, path: str) -> tuple[str, str] | None:
-    logical = schema.get("logicalType") if schema else None
-    if logical is not None:
-        problem = _check_logical(logical, schema or {}, datum)
-        if problem is not _NOT_LOGICAL:
-            return (path or "(record)", problem) if problem else None
-    ok = _LEAF_CHECKS.get(kind)
-    if ok is None:
-        return path or "(record)", f"unknown type {kind!r}"
-    if kind == "fixed" and schema is not None:
-        size_ok = isinstance(datum, bytes | bytearray) and len(datum) == schema["size"]
-        return None if size_ok else (path, f"expected {schema['size']} bytes (fixed {schema['name']})")
-    if ok(datum):
-        return None
-    return path or "(record)", f"expected {kind}, got {type(datum).__name__}"
-
-
-def _in_range(datum: Any, bounds: tuple[int, int]) -> bool:
-    return isinstance(datum, int) and bounds[0] <= datum <= bounds[1]
-
-
-_LEAF_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "null": lambda d: d is None,
-    "boolean": lambda d: isinstance(d, bool),
-    "int": lambda d: _in_range(d, _INT_RANGE),
-    "long": lambda d: _in_range(d, _LONG_RANGE),
-    "float": lambda d: isinstance(d, int | float),
-    "double": lambda d: isinstance(d, int | float),
-    "bytes": lambda d: isinstance(d, bytes | bytearray),
-    "string": lambda d: isinstance(d, str),
-    "fixed": lambda d: isinstance(d, bytes | bytearray),
-}
-
-_NOT_LOGICAL = "not a logical type we check"
-
-
-def _check_logical(logical: str, schema: Mapping[str, Any], datum: Any) -> str | None:
-    """Return a problem, None when `datum` fits, or _NOT_LOGICAL to check the underlying type instead."""
-    accepted = _LOGICAL_TYPES.get(logical)
-    if accepted is None or not isinstance(datum, accepted):
-        return _NOT_LOGICAL  # a raw underlying value (an int for a date ...) is legal too
-    if isinstance(datum, decimal.Decimal):
-        return _decimal_problem(schema, datum)
-    return None
-
-
-def _decimal_problem(schema: Mapping[str, Any], value: decimal.Decimal) -> str | None:
-    _sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):
-        return f"decimal {value} is not finite"
-    scale = int(schema.get("scale", 0))
-    if -exponent > scale:
-        return f"decimal with {-exponent} fraction digits exceeds the scale {scale}"
-    precision = int(schema.get("precision", 0))
-    if precision and len(digits) + exponent + scale > precision:
-        return (
-            f"decimal of {len(digits) + exponent} integer digits exceeds precision {precision}, scale {scale}"
-        )
-    return None
-
-
-_LOGICAL_TYPES: dict[str, type | tuple[type, ...]] = {
-    "decimal": decimal.Decimal,
-    "uuid": uuid.UUID,
-    "date": datetime.date,
-    "time-millis": datetime.time,
-    "time-micros": datetime.time,
-    "timestamp-millis": datetime.datetime,
-    "timestamp-micros": datetime.datetime,
-    "local-timestamp-millis": datetime.datetime,
-    "local-timestamp-micros": datetime.datetime,
-}
 
 
 def __getattr__(name: str) -> Any:

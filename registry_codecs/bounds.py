@@ -9,12 +9,17 @@ bytes turns them into an outage of the whole worker:
   count of 2**40 makes fastavro append 2**40 items, until the process runs out of memory;
 * a recursive type (a record that reaches itself, e.g. a linked list through ``["null", "Node"]``): each
   level costs one byte, and fastavro's compiled reader recurses on the C stack without a limit, so ten
-  thousand bytes crash the interpreter with a segmentation fault.
+  thousand bytes crash the interpreter with a segmentation fault. Bodies nested up to `MAX_DEPTH`
+  levels decode; deeper ones are refused with `BodyTooDeep`.
 
 `BodyGuard.for_schema` tells, once per writer schema, whether it has either shape; only those bodies are
 walked (`BodyGuard.check`), in pure Python, before fastavro sees them. The walk also refuses every length
 or count claiming more than the bytes left, so the error says which claim lies. Schemas without these
 shapes (the vast majority) cost nothing.
+
+fastavro's writer recurses the same way, so `DepthGuard` does for records to encode what the walk does
+for bodies: a record of a recursive schema nested deeper than `MAX_DEPTH` is refused with `RecordTooDeep`
+before the writer sees it.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from registry_codecs.errors import DecodeError
+from registry_codecs.errors import DecodeError, RecordDoesNotFitSchema
 
-#: Deepest nesting of records, arrays, maps and unions a body may use. fastavro's compiled reader
-#: crashes (C stack) at around ten thousand levels of a recursive type (a linked list of 250 nodes uses
-#: 500: a union and a record per node); real records stay far below, and the walk stays under Python's
-#: recursion limit.
-MAX_DEPTH: Final = 500
+#: Deepest nesting a record may use, read or written: each record, array and map on the way down from the
+#: top-level value counts one level (a union adds none), so a linked list of 2,000 records through
+#: ``["null", "Node"]`` is the deepest allowed. fastavro's compiled reader and writer recurse on the C
+#: stack, two frames per such level; measured on an 8 MiB thread stack (Linux's default), the writer
+#: crashes at about 3,500 nodes and the reader at about 4,500, and the worker gives its codec threads
+#: more (`workers.app`). Real records stay far below.
+MAX_DEPTH: Final = 2000
 #: Most array items that take no bytes (``null``, empty records) one body may claim in total.
 MAX_EMPTY_ITEMS: Final = 1 << 16
 
@@ -39,6 +46,18 @@ _NAMED: Final = frozenset({"record", "error", "enum", "fixed"})
 
 class BodyOutOfBounds(DecodeError):
     """A body claims more than it holds (a length or count past its end) or nests deeper than allowed."""
+
+
+class BodyTooDeep(BodyOutOfBounds):
+    """A body nests records, arrays or maps deeper than `MAX_DEPTH`."""
+
+    reason = "record_too_deep"
+
+
+class RecordTooDeep(RecordDoesNotFitSchema):
+    """A record to encode nests records, arrays or maps deeper than `MAX_DEPTH`."""
+
+    reason = "record_too_deep"
 
 
 class BodyGuard:
@@ -214,8 +233,24 @@ def _refs_inside(schema: Any) -> set[str]:
     return names
 
 
+class _Items:
+    """Where the walk is inside an array or map: its item schema, the width of an item, items left."""
+
+    __slots__ = ("item", "kind", "left", "width")
+
+    def __init__(self, schema: Mapping[str, Any], kind: str, widths: _Widths) -> None:
+        self.kind = kind
+        self.item = schema["items"] if kind == "array" else schema["values"]
+        self.width = widths.of(self.item) + (1 if kind == "map" else 0)  # a map key takes >= 1 byte
+        self.left = 0
+
+
 class _Walker:
-    """Reads a body the way fastavro would, checking every length, count, index and level on the way."""
+    """Reads a body the way fastavro would, checking every length, count, index and level on the way.
+
+    Iterative (an explicit stack, not Python recursion), so a body as deep as `MAX_DEPTH` allows never
+    meets Python's recursion limit.
+    """
 
     def __init__(self, data: memoryview, pos: int, named: Mapping[str, Any], widths: _Widths) -> None:
         self.data = data
@@ -224,8 +259,8 @@ class _Walker:
         self.widths = widths
         self.empty_items = 0
 
-    def fail(self, message: str) -> BodyOutOfBounds:
-        return BodyOutOfBounds(f"{message} (at byte {self.pos} of {len(self.data)})")
+    def fail(self, message: str, error: type[BodyOutOfBounds] = BodyOutOfBounds) -> BodyOutOfBounds:
+        return error(f"{message} (at byte {self.pos} of {len(self.data)})")
 
     def varint(self) -> int:
         result = shift = 0
@@ -248,7 +283,16 @@ class _Walker:
         self.pos += size
 
     def walk(self, schema: Any, depth: int) -> None:
-        schema = _resolve(schema, self.named)
+        """Walk one value of `schema`, `depth` records, arrays and maps down (unions add no level)."""
+        stack: list[tuple[Any, int]] = [(schema, depth)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, _Items):
+                self.next_item(node, depth, stack)
+            else:
+                self.step(_resolve(node, self.named), depth, stack)
+
+    def step(self, schema: Any, depth: int, stack: list[tuple[Any, int]]) -> None:
         kind = _kind(schema)
         if kind in _FIXED_WIDTH:
             self.skip(_FIXED_WIDTH[kind], kind)
@@ -260,41 +304,97 @@ class _Walker:
             self.skip(self.varint(), kind)
         elif kind == "fixed":
             self.skip(int(schema["size"]), "fixed")
-        elif depth >= MAX_DEPTH:
-            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
         elif kind == "union":
             index = self.varint()
             if not 0 <= index < len(schema):
                 raise self.fail(f"union index {index} out of range")
-            self.walk(schema[index], depth + 1)
+            stack.append((schema[index], depth))
+        elif depth >= MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", BodyTooDeep)
         elif kind in ("record", "error"):
-            for field in schema["fields"]:
-                self.walk(field["type"], depth + 1)
+            stack.extend((field["type"], depth + 1) for field in reversed(schema["fields"]))
         elif kind in ("array", "map"):
-            self.blocks(schema, kind, depth + 1)
+            stack.append((_Items(schema, kind, self.widths), depth + 1))
         else:
             raise self.fail(f"unknown type {kind!r}")
 
-    def blocks(self, schema: Any, kind: str, depth: int) -> None:
-        item = schema["items"] if kind == "array" else schema["values"]
-        width = self.widths.of(item) + (1 if kind == "map" else 0)  # a map key takes >= 1 byte
-        while count := self.varint():
-            if count < 0:  # a negative count is followed by the block's size in bytes
-                count = -count
-                size, left = self.varint(), len(self.data) - self.pos
-                if not 0 <= size <= left:
-                    raise self.fail(f"{kind} block claims {size} bytes, {left} left")
-            left = len(self.data) - self.pos
-            if width and count > left // width:
-                raise self.fail(f"{kind} block claims {count} items of >= {width} bytes, {left} bytes left")
-            if not width:
-                self.empty_items += count
-                if self.empty_items > MAX_EMPTY_ITEMS:
-                    raise self.fail(f"array claims {self.empty_items} empty items, over {MAX_EMPTY_ITEMS}")
-            for _ in range(count):
-                if kind == "map":
-                    self.skip(self.varint(), "map key")
-                self.walk(item, depth)
+    def next_item(self, items: _Items, depth: int, stack: list[tuple[Any, int]]) -> None:
+        """Queue the next item of an array or map (reading the next block's count when one ends)."""
+        if not items.left:
+            items.left = self.block_count(items)
+            if not items.left:
+                return  # the closing zero count
+        items.left -= 1
+        stack.append((items, depth))  # come back for the item after this one
+        if items.kind == "map":
+            self.skip(self.varint(), "map key")
+        stack.append((items.item, depth))
+
+    def block_count(self, items: _Items) -> int:
+        count = self.varint()
+        kind, width = items.kind, items.width
+        if count < 0:  # a negative count is followed by the block's size in bytes
+            count = -count
+            size, left = self.varint(), len(self.data) - self.pos
+            if not 0 <= size <= left:
+                raise self.fail(f"{kind} block claims {size} bytes, {left} left")
+        left = len(self.data) - self.pos
+        if width and count > left // width:
+            raise self.fail(f"{kind} block claims {count} items of >= {width} bytes, {left} bytes left")
+        if not width:
+            self.empty_items += count
+            if self.empty_items > MAX_EMPTY_ITEMS:
+                raise self.fail(f"array claims {self.empty_items} empty items, over {MAX_EMPTY_ITEMS}")
+        return count
 
 
-__all__ = ["MAX_DEPTH", "MAX_EMPTY_ITEMS", "BodyGuard", "BodyOutOfBounds", "check_body", "needs_check"]
+class DepthGuard:
+    """Refuses records nested deeper than `MAX_DEPTH` before fastavro's writer recurses into them.
+
+    fastavro's compiled writer recurses on the C stack like its reader: a transform that returns a linked
+    list ten thousand records long crashes the process with a segmentation fault. Only schemas with a type
+    that contains itself can take such a record, so `for_schema` returns a guard for those alone.
+    """
+
+    @classmethod
+    def for_schema(cls, schema: Any) -> DepthGuard | None:
+        """A guard for the parsed `schema` when it is recursive, else None."""
+        return cls() if _is_recursive(_named_types(schema)) else None
+
+    def check(self, datum: Any) -> None:
+        """Raise `RecordTooDeep` when `datum` nests records, arrays or maps deeper than `MAX_DEPTH`.
+
+        Counts containers (mappings for records and maps, lists and tuples for arrays) without Python
+        recursion; ``(name, value)`` pairs naming a union branch add no level.
+        """
+        stack: list[tuple[Any, int]] = [(datum, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if isinstance(node, tuple) and len(node) == 2 and isinstance(node[0], str):
+                stack.append((node[1], depth))
+                continue
+            if isinstance(node, Mapping):
+                children: Any = node.values()
+            elif isinstance(node, list | tuple):
+                children = node
+            else:
+                continue
+            if depth >= MAX_DEPTH:
+                raise RecordTooDeep(
+                    f"the record nests records, arrays or maps deeper than {MAX_DEPTH} levels "
+                    "(fastavro's writer would overflow the C stack)"
+                )
+            stack.extend((child, depth + 1) for child in children)
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EMPTY_ITEMS",
+    "BodyGuard",
+    "BodyOutOfBounds",
+    "BodyTooDeep",
+    "DepthGuard",
+    "RecordTooDeep",
+    "check_body",
+    "needs_check",
+]

@@ -55,6 +55,39 @@ class RecordDoesNotFitSchema(CodecError, ValueError):
         self.schema_id = schema_id
 
 
+class ValueDoesNotFit(RecordDoesNotFitSchema):
+    """One value cannot be held exactly by its Avro type, so nothing is written.
+
+    An int out of the 32-bit range, a float or a bool where an int is expected, a float32 overflow, a
+    string where a number is expected, a decimal with more scale or precision than the schema, an enum
+    symbol not in the list, a fixed of the wrong size, a missing field without a default, a field the
+    schema does not have ...
+
+    Attributes:
+        field_path: where, for example ``"items[2].price"`` (``"(record)"`` for the record itself).
+        avro_type: the Avro type the value was meant for, for example ``"int"`` or ``"record ns.Item"``.
+        python_type: the Python type of the offending value (``"missing"`` for a missing field).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_path: str = "",
+        avro_type: str = "",
+        python_type: str = "",
+        schema_id: int | None = None,
+    ) -> None:
+        super().__init__(message, field_path=field_path, schema_id=schema_id)
+        self.avro_type = avro_type
+        self.python_type = python_type
+
+
+class UnionBranchUnresolved(ValueDoesNotFit):
+    """A value for a union does not say which branch it is, and more than one branch would hold it; or it
+    names a branch (`NamedRecord`, ``(name, value)``) that the union does not have."""
+
+
 class RegistryError(CodecError):
     """The schema registry answered with an error, or could not be reached.
 
@@ -84,6 +117,18 @@ class RegistryUnavailable(RegistryError):
 
     retriable = True
     reason = "registry_unavailable"
+
+
+class SchemaNotFoundYet(RegistryUnavailable):
+    """The registry says it has no schema with this id, but it may not have loaded it yet: ask again.
+
+    A registry that has just restarted answers 40403 for ids that exist until it has reloaded its store
+    (Karapace while it replays its ``_schemas`` topic). A client given an ``unknown_id_grace`` raises
+    this, retriable, until that much time has passed since the id was first reported unknown; only then
+    is the answer final (`SchemaNotFound`).
+    """
+
+    reason = "schema_not_found_yet"
 
 
 class RegistryAuthError(RegistryError):
@@ -133,7 +178,10 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "SchemaNotFound",
+    "SchemaNotFoundYet",
     "SchemaParseError",
     "SubjectNotFound",
+    "UnionBranchUnresolved",
+    "ValueDoesNotFit",
     "VersionNotFound",
 ]

@@ -133,7 +133,7 @@ class ConfluentAvroCodec(faust.Codec):
     def _dumps(self, obj: Any) -> bytes:
         if type(obj) is not dict and isinstance(obj, ModelT):
             obj = obj.to_representation()
-        return self._encode(obj)
+        return self._encode(_without_faust_metadata(obj))
 
     def _loads(self, s: bytes) -> Any:
         return self._decode(s)
@@ -141,12 +141,24 @@ class ConfluentAvroCodec(faust.Codec):
     def dumps(self, obj: Any) -> bytes:
         """Encode `obj` (a mapping or a Faust record), then pass it through any chained codecs."""
         if type(obj) is dict and not self.children:
-            return self._encode(obj)  # what Faust hands over for records and plain values
+            # What Faust hands over for records and plain values.
+            return self._encode(obj if _FAUST_METADATA not in obj else _without_faust_metadata(obj))
         return super().dumps(obj)
 
     def loads(self, s: bytes) -> Any:
         """Undo any chained codecs, then decode the frame."""
         return super().loads(s)
+
+
+#: The key under which a Faust record's representation carries Faust's own metadata (its model's name).
+_FAUST_METADATA = "__faust"
+
+
+def _without_faust_metadata(obj: Any) -> Any:
+    # Faust's metadata is not a field of the Avro record; the serializer refuses fields the schema lacks.
+    if isinstance(obj, dict) and _FAUST_METADATA in obj:
+        return {key: value for key, value in obj.items() if key != _FAUST_METADATA}
+    return obj
 
 
 def register_codec(name: str, codec: ConfluentAvroCodec) -> ConfluentAvroCodec:

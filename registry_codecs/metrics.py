@@ -23,6 +23,7 @@ FAILURE_REASONS = (
     "body_does_not_decode",
     "record_does_not_fit_schema",
     "registry_unavailable",
+    "schema_not_found_yet",
 )
 
 
@@ -118,6 +119,7 @@ class CodecMetrics:
     messages_encoded: MessageCounter
     registry_requests: Counter
     registry_request_seconds: Histogram
+    registry_not_found_retries: Counter
     schema_cache_hits: Counter
     schema_cache_misses: Counter
     stale_schema_served: Counter
@@ -163,6 +165,12 @@ class CodecMetrics:
                 ("endpoint",),
                 namespace=namespace,
                 registry=registry,
+            ),
+            registry_not_found_retries=counter(
+                "registry_not_found_retries",
+                "'Not found' answers for a schema id (or, at a worker's start, a sink subject) that were "
+                "asked again because the time to retry them was not over (a registry warming up)",
+                ("endpoint",),
             ),
             schema_cache_hits=counter("schema_cache_hits", "Schema cache hits", ("cache",)),
             schema_cache_misses=counter("schema_cache_misses", "Schema cache misses", ("cache",)),

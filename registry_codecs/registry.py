@@ -5,11 +5,14 @@
 counter: schemas by id and by (subject, version) are immutable and cached without expiry in bounded LRUs;
 the latest version of a subject is cached for `latest_ttl` seconds so a newly registered version is seen
 without a restart, and while the registry is unreachable the last good one keeps serving (counted in
-`stale_schema_served`, logged once per outage). Unknown ids are remembered for `negative_ttl` seconds.
+`stale_schema_served`, logged once per outage). An unknown id is asked again with backoff for
+`unknown_id_grace` seconds (a registry warming up answers "not found" for ids it has not loaded yet),
+then the final answer is remembered for `negative_ttl` seconds (`registry_unknown`).
 Schema references are resolved, dependencies first, into `RegisteredSchema.resolved_references`.
 HTTP, retries and fail-over live in `registry_http`, URLs and credentials in `registry_urls`, reading
 answers and errors in `registry_answers`, reference resolution in `registry_references`, the caches
-in `registry_cache`.
+in `registry_cache`, unknown ids in `registry_unknown`, and the writes and checks (register, lookup,
+compatibility, config) in `registry_writes`.
 
 Example::
 
@@ -26,51 +29,29 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
 
-from registry_codecs.errors import RegistryError, RegistryUnavailable, SchemaNotFound, SubjectNotFound
-from registry_codecs.metrics import CodecMetrics
-from registry_codecs.registry_answers import (
-    compatibility_level,
-    compatibility_verdict,
-    field_of,
-    parse_schema_answer,
-    schema_body,
+from registry_codecs.errors import (
+    RegistryError,
+    RegistryUnavailable,
+    SchemaNotFound,
+    SubjectNotFound,
 )
-from registry_codecs.registry_cache import ExpiringCache, LatestEntry, LruCache, SingleFlight
+from registry_codecs.metrics import CodecMetrics
+from registry_codecs.registry_answers import parse_schema_answer
+from registry_codecs.registry_cache import LatestEntry, LruCache, SingleFlight
 from registry_codecs.registry_http import NULL_METRIC, Incrementable, Transport
 from registry_codecs.registry_references import resolve_references
-from registry_codecs.registry_urls import build_session, parse_base_urls
+from registry_codecs.registry_unknown import UnknownIds
+from registry_codecs.registry_urls import build_session, parse_base_urls, quote_subject
+from registry_codecs.registry_writes import CompatibilityResult, RegistryWrites
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class CompatibilityResult:
-    """The registry's verdict on a candidate schema; truthy when compatible.
-
-    Attributes:
-        is_compatible: whether the schema may be registered under the subject.
-        messages: the reasons it is not (only filled when asked for with ``verbose=True``).
-    """
-
-    is_compatible: bool
-    messages: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return self.is_compatible
-
-
-def _q(subject: str) -> str:
-    # Subjects may hold "/", ":" or spaces (record-name strategies); all must stay one path segment.
-    return quote(subject, safe="")
-
-
-class RegistryClient:
+class RegistryClient(RegistryWrites):
     """Confluent-compatible schema-registry client with caches; thread-safe. See the module docstring.
 
     Args:
@@ -83,7 +64,11 @@ class RegistryClient:
         max_retries: extra rounds over all URLs after the first fails; backoff_base/backoff_max shape the
             jittered exponential pause between rounds.
         latest_ttl: seconds a subject's latest version is cached.
-        negative_ttl: seconds an unknown schema id is remembered as unknown.
+        negative_ttl: seconds an unknown schema id is remembered as unknown (a final answer only).
+        unknown_id_grace: seconds from an id's first "not found" during which it is asked again, with
+            backoff, before the answer is final; meanwhile `get_schema` raises the retriable
+            `SchemaNotFoundYet`. A registry that has just restarted may not have loaded every id yet
+            (see `registry_unknown`). 0, the default, makes every "not found" final at once.
         cache_size: entries in each bounded cache.
         metrics: where to count requests, latency and cache hits; None counts nothing.
         clock: monotonic clock for the TTLs (tests inject their own).
@@ -105,6 +90,7 @@ class RegistryClient:
         backoff_max: float = 5.0,
         latest_ttl: float = 30.0,
         negative_ttl: float = 5.0,
+        unknown_id_grace: float = 0.0,
         cache_size: int = 1000,
         metrics: CodecMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -122,7 +108,6 @@ class RegistryClient:
         )
         self._clock = clock
         self._latest_ttl = latest_ttl
-        self._negative_ttl = negative_ttl
         # After a failed refresh, serve the stale value this long before trying the registry again, so an
         # outage costs one retry budget per subject per interval rather than one per message.
         self._stale_retry = min(latest_ttl, 5.0)
@@ -130,7 +115,14 @@ class RegistryClient:
         self._by_id: LruCache[int, RegisteredSchema] = LruCache(cache_size)
         self._versions: LruCache[tuple[str, int], RegisteredSchema] = LruCache(cache_size)
         self._registered: LruCache[tuple[Any, ...], int] = LruCache(cache_size)
-        self._unknown_ids: ExpiringCache[int, SchemaNotFound] = ExpiringCache(cache_size, clock)
+        self._unknown_ids = UnknownIds(
+            grace=unknown_id_grace,
+            negative_ttl=negative_ttl,
+            backoff=(backoff_base, backoff_max),
+            maxsize=cache_size,
+            clock=clock,
+            retried=metrics.registry_not_found_retries.labels("schema_by_id") if metrics else NULL_METRIC,
+        )
         self._latest: dict[str, LatestEntry[RegisteredSchema]] = {}
         self._flights: SingleFlight[tuple[str, Any], Any] = SingleFlight()
         self._hit_by_id, self._miss_by_id = self._cache_counters("by_id")
@@ -154,7 +146,9 @@ class RegistryClient:
         """Return the schema with global id `schema_id`, references resolved (cached, never expires).
 
         Raises:
-            SchemaNotFound: no such id (40403, or a plain 404); remembered for `negative_ttl` seconds.
+            SchemaNotFound: no such id (40403, or a plain 404), and `unknown_id_grace` is over;
+                remembered for `negative_ttl` seconds.
+            SchemaNotFoundYet: "no such id" within `unknown_id_grace`; retriable, ask again later.
             RegistryUnavailable: the registry could not answer; retry later.
         """
         schema = self._by_id.get(schema_id)
@@ -169,16 +163,15 @@ class RegistryClient:
         cached = self._by_id.get(schema_id)  # a flight that just finished may have stored it
         if cached is not None:
             return cached
-        unknown = self._unknown_ids.get(schema_id)
-        if unknown is not None:
-            raise SchemaNotFound(
-                str(unknown.args[0]), status_code=unknown.status_code, error_code=unknown.error_code
-            )
+        self._unknown_ids.check(schema_id)
         try:
             answer = self._http.request("GET", f"/schemas/ids/{int(schema_id)}", endpoint="schema_by_id")
         except SchemaNotFound as exc:
-            self._unknown_ids.put(schema_id, exc, self._negative_ttl)
-            raise
+            verdict = self._unknown_ids.not_found(schema_id, exc)
+            if verdict is exc:
+                raise
+            raise verdict from exc
+        self._unknown_ids.found(schema_id)
         schema = self._resolved(parse_schema_answer(answer, "schema_by_id", schema_id=schema_id))
         self._by_id.put(schema_id, schema)
         return schema
@@ -258,7 +251,7 @@ class RegistryClient:
         cached = self._versions.get((subject, version))
         if cached is not None:
             return cached
-        path = f"/subjects/{_q(subject)}/versions/{int(version)}"
+        path = f"/subjects/{quote_subject(subject)}/versions/{int(version)}"
         answer = self._http.request("GET", path, endpoint="subject_version")
         schema = parse_schema_answer(answer, "subject_version", subject=subject)
         if version > 0:  # -1 means "latest" to some registries, which is not immutable
@@ -266,7 +259,7 @@ class RegistryClient:
         return schema
 
     def _fetch_version(self, subject: str, version: Literal["latest"]) -> RegisteredSchema:
-        path = f"/subjects/{_q(subject)}/versions/{version}"
+        path = f"/subjects/{quote_subject(subject)}/versions/{version}"
         raw = parse_schema_answer(
             self._http.request("GET", path, endpoint="subject_version"), "subject_version", subject=subject
         )
@@ -285,7 +278,9 @@ class RegistryClient:
 
     def get_versions(self, subject: str) -> list[int]:
         """Return the version numbers under `subject`. Raises SubjectNotFound, RegistryUnavailable."""
-        answer = self._http.request("GET", f"/subjects/{_q(subject)}/versions", endpoint="versions")
+        answer = self._http.request(
+            "GET", f"/subjects/{quote_subject(subject)}/versions", endpoint="versions"
+        )
         if not isinstance(answer, list) or not all(type(v) is int for v in answer):
             raise RegistryError("registry answer to versions is not a list of numbers")
         return list(answer)
@@ -303,120 +298,6 @@ class RegistryClient:
         if ref.version > 0:
             return self._raw_version(ref.subject, ref.version)
         return self._fetch_version(ref.subject, "latest")
-
-    # ----- writes and checks --------------------------------------------------------------------------
-
-    def register(
-        self,
-        subject: str,
-        schema_str: str,
-        schema_type: str = "AVRO",
-        references: Sequence[SchemaReference] = (),
-    ) -> int:
-        """Register `schema_str` under `subject` (idempotent) and return its global id (cached).
-
-        Raises:
-            IncompatibleSchema: it breaks the subject's compatibility level (409).
-            InvalidSchema: the registry refused the schema text (42201, 422).
-            RegistryUnavailable: the registry could not answer.
-        """
-        key = (subject, schema_str, schema_type.upper(), tuple(references))
-        known = self._registered.get(key)
-        if known is not None:
-            return known
-        body = schema_body(schema_str, schema_type, references)
-        answer = self._http.request(
-            "POST", f"/subjects/{_q(subject)}/versions", endpoint="register", body=body
-        )
-        schema_id: int = field_of(answer, "id", int, "register")
-        self._registered.put(key, schema_id)
-        previous = self._latest.get(subject)
-        if previous is not None:  # a new version may now be the latest: refresh on the next read
-            self._latest[subject] = LatestEntry(previous.value, float("-inf"), previous.stale)
-        return schema_id
-
-    def lookup(
-        self,
-        subject: str,
-        schema_str: str,
-        schema_type: str = "AVRO",
-        references: Sequence[SchemaReference] = (),
-    ) -> RegisteredSchema:
-        """Find `schema_str` among the versions of `subject` (not cached).
-
-        Raises:
-            SubjectNotFound: no such subject (40401).
-            SchemaNotFound: the subject exists but does not hold this schema (40403).
-            RegistryUnavailable: the registry could not answer.
-        """
-        body = schema_body(schema_str, schema_type, references)
-        answer = self._http.request("POST", f"/subjects/{_q(subject)}", endpoint="lookup", body=body)
-        return self._resolved(parse_schema_answer(answer, "lookup", subject=subject))
-
-    def test_compatibility(
-        self,
-        subject: str,
-        schema_str: str,
-        version: int | Literal["latest"] = "latest",
-        schema_type: str = "AVRO",
-        references: Sequence[SchemaReference] = (),
-        verbose: bool = False,
-    ) -> CompatibilityResult:
-        """Ask whether `schema_str` could be registered under `subject`, checked against `version`.
-
-        Raises:
-            SubjectNotFound, VersionNotFound: nothing to compare against.
-            InvalidSchema: the candidate is not a valid schema.
-            RegistryUnavailable: the registry could not answer.
-        """
-        path = f"/compatibility/subjects/{_q(subject)}/versions/{version}"
-        answer = self._http.request(
-            "POST",
-            path,
-            endpoint="compatibility",
-            body=schema_body(schema_str, schema_type, references),
-            params={"verbose": "true" if verbose else "false"},
-        )
-        return CompatibilityResult(*compatibility_verdict(answer))
-
-    def get_compatibility(self, subject: str | None = None) -> str:
-        """Return the compatibility level in force: global, or for `subject` (falling back to global).
-
-        Raises:
-            RegistryUnavailable: the registry could not answer.
-        """
-        if subject is None:
-            return compatibility_level(self._http.request("GET", "/config", endpoint="config"))
-        try:
-            answer = self._http.request(
-                "GET", f"/config/{_q(subject)}", endpoint="config", params={"defaultToGlobal": "true"}
-            )
-        except RegistryError as exc:
-            # 40408 "no subject-level config", or an older registry's 404 for it: the global level rules.
-            if exc.status_code != 404:
-                raise
-            answer = self._http.request("GET", "/config", endpoint="config")
-        return compatibility_level(answer)
-
-    def set_compatibility(self, level: str, subject: str | None = None) -> str:
-        """Set the compatibility level globally or for `subject`; return the level the registry stored.
-
-        Raises:
-            InvalidSchema: the registry rejected the level (42203).
-            RegistryUnavailable: the registry could not answer.
-        """
-        path = "/config" if subject is None else f"/config/{_q(subject)}"
-        body = {"compatibility": level.upper()}
-        return compatibility_level(self._http.request("PUT", path, endpoint="config", body=body))
-
-    def ping(self) -> None:
-        """Check that a registry URL answers (one pass over the URLs, no backoff rounds).
-
-        Raises:
-            RegistryUnavailable: no URL answered.
-            RegistryAuthError: the credentials were refused.
-        """
-        self._http.request("GET", "/config", endpoint="config", retries=0)
 
     def close(self) -> None:
         """Release pooled connections. The caches stay usable; HTTP calls afterwards reopen connections."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,6 +50,11 @@ class BaseUrl:
 
     url: str
     auth: AuthBase | None = field(default=None, repr=False)
+
+
+def quote_subject(subject: str) -> str:
+    """`subject` as one URL path segment: subjects may hold "/", ":" or spaces (record-name strategies)."""
+    return quote(subject, safe="")
 
 
 def redact_url(url: str) -> str:
@@ -135,6 +140,7 @@ __all__ = [
     "MaskedBasicAuth",
     "build_session",
     "parse_base_urls",
+    "quote_subject",
     "redact_url",
     "secrets_of",
     "split_urls",

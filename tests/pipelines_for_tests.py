@@ -5,10 +5,13 @@ unknown settings), so every test uses its own topics. The transform is deliberat
 ``marker`` field, so a test can plant each kind of outcome: ``raise`` (the transform raises), ``drop``
 (returns None), ``fanout`` (two records), ``misfit`` (an output that does not fit the sink schema) and
 ``not-a-dict`` (a result that is not a record) and ``huge`` (an output too large for the broker).
+`PIPELINES_AVRO_KEYS` is the same pipeline with ``key_format="avro"``; `PIPELINES_DEEP` passes recursive
+records (`CHAIN_SCHEMA`) through, and answers ``marker="grow"`` with a chain of 10,000 records.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -105,4 +108,38 @@ PIPELINES_WITH_SINK_SCHEMA = (
         reader_schema=INPUT_SCHEMA,
         sink_schema=OUTPUT_SCHEMA,
     ),
+)
+
+#: The same pipeline with keys that must be Avro (``<sink>-key`` must exist).
+PIPELINES_AVRO_KEYS = (dataclasses.replace(PIPELINES[0], key_format="avro"),)
+
+#: A recursive record: a linked list of records through ``["null", "Chain"]``.
+CHAIN_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Chain",
+        "namespace": "avroflow.tests",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "marker", "type": "string", "default": ""},
+            {"name": "next", "type": ["null", "Chain"], "default": None},
+        ],
+    }
+)
+#: How many records long the chain is that ``marker="grow"`` returns: deeper than any limit allows.
+GROWN_CHAIN = 10_000
+
+
+def chain_transform(chain: dict[str, Any]) -> Any:
+    """Mark the head of the chain as seen; ``grow`` returns a chain of `GROWN_CHAIN` records instead."""
+    if chain["marker"] == "grow":
+        grown: dict[str, Any] | None = None
+        for i in range(GROWN_CHAIN):  # built without recursion: the worker must survive writing it
+            grown = {"id": i, "marker": "", "next": grown}
+        return grown
+    return {**chain, "marker": "seen"}
+
+
+PIPELINES_DEEP = (
+    Pipeline(name="deep", source=PIPELINES[0].source, sink=PIPELINES[0].sink, transform=chain_transform),
 )

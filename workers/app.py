@@ -10,8 +10,8 @@ periodically and on shutdown.
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
 then Faust's Worker with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a
-crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, refused credentials, an invalid
-schema).
+crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, credentials or a certificate the
+registry or the broker refused, an invalid schema).
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
-from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
-from workers import fastpath, logs
+from workers import fastpath, kafka_hooks, logs
 from workers.batches import BatchReader
-from workers.broker_wait import wait_for_broker
+from workers.broker_wait import BrokerWatch, KafkaAccessRefused, wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
 from workers.pipeline import Pipeline, PipelineError
@@ -46,8 +45,14 @@ log = logging.getLogger("avroflow.worker")
 
 EXIT_OK: Final = 0
 EXIT_CRASH: Final = 1
-#: The start was refused: a missing sink subject, credentials the registry refused, an invalid schema.
+#: The start was refused: a missing sink subject, credentials the registry or the Kafka broker refused, a
+#: certificate either side does not trust, an invalid schema.
 EXIT_PREFLIGHT: Final = 3
+#: Stack of the threads created after start (the codec threads of `asyncio.to_thread`). fastavro recurses
+#: on the C stack, two frames per level of a recursive record; registry_codecs.bounds caps records at
+#: MAX_DEPTH levels, which an 8 MiB stack holds with less than a factor of two to spare. Reserved address
+#: space, not memory: pages are committed only when touched.
+CODEC_THREAD_STACK_BYTES: Final = 32 * 2**20
 
 
 def _credentials(settings: Settings) -> Any:
@@ -92,6 +97,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": session,
         "broker_heartbeat_interval": min(3.0, session / 3),
         "broker_commit_interval": settings.kafka_commit_interval_seconds,
+        # acks=all: an output is acknowledged (and its input committable) once every in-sync replica has
+        # it, so a leader that dies right after the ack cannot take it along (Faust's default, kept explicit).
+        "producer_acks": -1,
         "producer_linger": settings.kafka_producer_linger_seconds,
         "producer_max_batch_size": settings.kafka_producer_max_batch_size,
         # A send the broker never acknowledges fails after this long and is retried (Faust's default: 20 min).
@@ -118,15 +126,9 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     app = faust.App(settings.app_id, **faust_settings(settings))
     # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
     fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
+    kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
 
-    def assigned() -> bool:
-        try:
-            partitions = app.consumer.assignment()
-        except ConsumerNotStarted:  # the web server answers before the consumer has started
-            return False
-        return bool(partitions) and not app.rebalancing
-
-    runtime.readiness.assigned = assigned
+    _watch_broker(app, settings, runtime)
     register_views(app, runtime.collector, runtime.readiness, runtime.metrics)
     declared = _TopicDeclarer(app, runtime)
     for runner in runtime.runners.values():
@@ -142,6 +144,21 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
 
     app.timer(settings.registry_check_interval_seconds)(check_registry)
     return app
+
+
+def _watch_broker(app: Any, settings: Settings, runtime: Runtime) -> None:
+    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers."""
+    readiness = runtime.readiness
+    readiness.rebalancing = lambda: bool(app.rebalancing)
+
+    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Sent after every completed rebalance, with this member's partitions: none is an answer too.
+        readiness.assignment_received()
+
+    app.on_partitions_assigned.connect(assigned)
+    interval = BrokerWatch.interval_for(settings.readiness_broker_timeout_seconds)
+    watch = BrokerWatch(settings.kafka_bootstrap_servers, kafka_auth(settings), readiness, interval)
+    app.task(watch.run)
 
 
 class _TopicDeclarer:
@@ -255,8 +272,9 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         if not _preflight_until_signal(runtime):
             log.info("stopped before start")
             return EXIT_OK
+        runtime.readiness.broker_ok()  # the broker has just answered the preflight probe
         app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError) as exc:
+    except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
@@ -270,6 +288,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
     fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
+    threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
     started = time.monotonic()
     try:
         worker.execute_from_commandline()
@@ -289,7 +308,11 @@ def _preflight_until_signal(runtime: Runtime) -> bool:
     try:
         # Faust exits at once when it cannot bootstrap: wait for the broker here instead of crash-looping.
         return preflight(runtime, stop) and wait_for_broker(
-            settings.kafka_bootstrap_servers, kafka_auth(settings), stop, backoff
+            settings.kafka_bootstrap_servers,
+            kafka_auth(settings),
+            stop,
+            backoff,
+            idempotent=settings.kafka_idempotent_producer,
         )
     finally:
         for sig, handler in previous.items():

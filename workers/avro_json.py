@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from registry_codecs.unions import NamedRecord
+
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _JSON_KINDS: dict[type, frozenset[str]] = {
     bool: frozenset({"boolean"}),
@@ -115,9 +117,13 @@ class _Converter:
         names = {self._branch_name(b, namespace): b for b in branches}
         if isinstance(value, Mapping) and len(value) == 1 and "map" not in names:
             [(tag, inner)] = value.items()
-            branch = names.get(tag) or names.get(_qualify(tag, namespace))
+            full = tag if tag in names else _qualify(tag, namespace)
+            branch = names.get(full)
             if branch is not None:
-                return self.convert(branch, inner, path, namespace)
+                converted = self.convert(branch, inner, path, namespace)
+                if isinstance(converted, dict) and full not in _PRIMITIVES and full != "map":
+                    return NamedRecord(full, converted)  # the branch it names, written as that branch
+                return converted
         for branch in branches:
             if self._accepts(branch, value, namespace):
                 return self.convert(branch, value, path, namespace)

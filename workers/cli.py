@@ -6,8 +6,9 @@ kafka-avro-console-producer/consumer; ``demo`` runs everything on a local broker
 Every command reads the ``AVROFLOW_*`` environment variables the worker reads; `--bootstrap-servers`
 and `--registry-url` override the two most often changed ones.
 
-Exit codes: 0 success, 1 the command ran but failed (incompatible schema, undeliverable record ...),
-2 bad usage or settings, 130 interrupted.
+Exit codes: 0 success, 1 the command ran but failed (incompatible schema, undeliverable record, the
+broker unreachable ...), 2 bad usage or settings, 3 the Kafka broker refused the credentials or the client
+certificate, or its certificate is not trusted (as the worker's refused start), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workers.sample import SCHEMAS_DIR
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
@@ -194,4 +196,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "cmd_worker", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "build_parser",
+    "cmd_worker",
+    "main",
+]

@@ -67,11 +67,16 @@ def registry_client(settings: Settings) -> RegistryClient:
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
     """Return the keyword arguments aiokafka's producer and consumer take for connection and security."""
-    options: dict[str, Any] = {
+    return {
         "bootstrap_servers": list(settings.kafka_bootstrap_servers),
-        "security_protocol": settings.kafka_security_protocol,
         "client_id": f"{settings.app_id}-cli",
+        **kafka_security_options(settings),
     }
+
+
+def kafka_security_options(settings: Settings) -> dict[str, Any]:
+    """Return aiokafka's security keyword arguments (``security_protocol``, ``sasl_*``, ``ssl_context``)."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL_"):
         password = settings.kafka_sasl_password
         options.update(
@@ -94,4 +99,4 @@ def _str_or_none(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
-__all__ = ["kafka_options", "load_settings", "registry_client"]
+__all__ = ["kafka_options", "kafka_security_options", "load_settings", "registry_client"]

@@ -24,15 +24,34 @@ from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE
 from registry_codecs.registry import RegistryClient
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from workers.avro_json import JsonConversionError, from_json, to_json_default
-from workers.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from workers.cli_clients import kafka_options, load_settings, registry_client
+from workers.broker_wait import KafkaAccessRefused, probe
+from workers.cli import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from workers.cli_clients import kafka_options, kafka_security_options, load_settings, registry_client
 from workers.settings import Settings, SettingsError
 
 _POLL_MS = 200
+_CONNECT_TIMEOUT = 10.0
 
 
 class LineError(ValueError):
     """An input line cannot be produced; the message says which line and why."""
+
+
+class KafkaUnreachable(ConnectionError):
+    """No bootstrap server answered; the message says what each one did."""
+
+
+def kafka_reachable(settings: Settings) -> None:
+    """Check, with one connection attempt per bootstrap server, that the broker answers with these settings.
+
+    Raises:
+        KafkaAccessRefused: the credentials or a certificate were refused (retrying cannot help).
+        KafkaUnreachable: no server answered.
+    """
+    servers = settings.kafka_bootstrap_servers
+    error = probe(servers, kafka_security_options(settings), _CONNECT_TIMEOUT)
+    if error is not None:
+        raise KafkaUnreachable(f"Kafka broker unreachable at {','.join(servers)}: {error}")
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -55,6 +74,14 @@ def _with_clients(
     except SettingsError as exc:
         print(f"avroflow {command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        kafka_reachable(settings)
+    except KafkaAccessRefused as exc:
+        print(f"avroflow {command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KafkaUnreachable as exc:
+        print(f"avroflow {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     client = registry_client(settings)
     try:
         return asyncio.run(run(settings, client))
@@ -161,9 +188,10 @@ async def _consume(settings: Settings, client: RegistryClient, args: argparse.Na
 def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
     """Return the JSON-ready view of one consumed message.
 
-    A value that is not a decodable frame is shown with ``"error"`` (the reason and message) and its raw
-    bytes instead of the decoded value, so one poison message does not stop the tool. A registry that
-    cannot answer is not such a case: `RegistryUnavailable` propagates.
+    A null value (a tombstone, as compacted topics use to delete a key) is shown as ``"value": null``
+    with ``"tombstone": true``. A value that is not a decodable frame is shown with ``"error"`` (the
+    reason and message) and its raw bytes instead of the decoded value, so one poison message does not
+    stop the tool. A registry that cannot answer is not such a case: `RegistryUnavailable` propagates.
     """
     line: dict[str, Any] = {
         "partition": message.partition,
@@ -171,6 +199,9 @@ def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
         "timestamp": message.timestamp,
         "key": _key(deserializer, message.key),
     }
+    if message.value is None:
+        line.update(schema_id=None, value=None, tombstone=True)
+        return line
     try:
         schema_id, value = deserializer.decode_with_id(message.value)
     except CodecError as exc:
@@ -197,4 +228,12 @@ def _key(deserializer: AvroDeserializer, key: bytes | None) -> Any:
         return key.decode("latin-1")
 
 
-__all__ = ["JsonConversionError", "LineError", "cmd_consume", "cmd_produce", "render"]
+__all__ = [
+    "JsonConversionError",
+    "KafkaUnreachable",
+    "LineError",
+    "cmd_consume",
+    "cmd_produce",
+    "kafka_reachable",
+    "render",
+]

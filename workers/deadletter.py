@@ -27,7 +27,12 @@ SCHEMA_ID: Final = "dlq.schema.id"
 ERROR_CLASS: Final = "dlq.error.class"
 ERROR_MESSAGE: Final = "dlq.error.message"
 ERROR_REASON: Final = "dlq.error.reason"
+#: ``key`` or ``value``: which part of the message failed to decode or encode (absent for other failures).
+ERROR_FIELD: Final = "dlq.error.field"
 PIPELINE: Final = "dlq.pipeline"
+
+KEY: Final = "key"
+VALUE: Final = "value"
 
 #: Longest error message written to a header, in characters; the rest is cut with an ellipsis.
 MAX_MESSAGE_CHARS: Final = 512
@@ -68,10 +73,14 @@ class SourceInfo:
     timestamp: float | None
 
 
-def reason_of(error: BaseException) -> str:
-    """Return the low-cardinality reason of a permanent failure (a metrics label and a header)."""
+def reason_of(error: BaseException, field: str | None = None) -> str:
+    """Return the low-cardinality reason of a permanent failure (a metrics label and a header).
+
+    A key's codec failures get their own reasons (``key_framing``, ``key_unknown_schema`` ...), so a
+    dashboard never mixes them up with the value's.
+    """
     if isinstance(error, CodecError | TransformResultError | OutputTooLarge):
-        return error.reason
+        return f"key_{error.reason}" if field == KEY else error.reason
     return TRANSFORM_FAILED
 
 
@@ -96,6 +105,7 @@ def dead_letter_headers(
     *,
     pipeline: str,
     schema_id: int | None = None,
+    field: str | None = None,
 ) -> Headers:
     """Return the original headers followed by the ``dlq.*`` headers describing `error`.
 
@@ -105,6 +115,7 @@ def dead_letter_headers(
         error: why the input could not be processed.
         pipeline: the pipeline's name.
         schema_id: the writer schema id when known (else taken from the error when it carries one).
+        field: `KEY` or `VALUE` when decoding or encoding that part of the message failed.
     """
     headers: Headers = [(k, bytes(v) if v is not None else b"") for k, v in (original or ())]
     headers += [
@@ -120,9 +131,11 @@ def dead_letter_headers(
     headers += [
         (ERROR_CLASS, _qualified_name(type(error)).encode()),
         (ERROR_MESSAGE, scrub(str(error) or type(error).__name__).encode()),
-        (ERROR_REASON, reason_of(error).encode()),
-        (PIPELINE, pipeline.encode()),
+        (ERROR_REASON, reason_of(error, field).encode()),
     ]
+    if field is not None:
+        headers.append((ERROR_FIELD, field.encode()))
+    headers.append((PIPELINE, pipeline.encode()))
     return headers
 
 
@@ -133,8 +146,10 @@ def _qualified_name(cls: type) -> str:
 
 __all__ = [
     "ERROR_CLASS",
+    "ERROR_FIELD",
     "ERROR_MESSAGE",
     "ERROR_REASON",
+    "KEY",
     "MAX_MESSAGE_CHARS",
     "PIPELINE",
     "SCHEMA_ID",
@@ -143,6 +158,7 @@ __all__ = [
     "SOURCE_TIMESTAMP",
     "SOURCE_TOPIC",
     "TRANSFORM_FAILED",
+    "VALUE",
     "DeadLetterTooLarge",
     "Headers",
     "OutputTooLarge",

@@ -2,7 +2,8 @@
 
 `Send` is one record for the producer; `Outcome` is what became of one input. `claim` and `release` take
 the acking of a batch away from Faust and give it back only once its results are durable. `sort_failure`
-tells a send the broker will never take (too large) from one worth retrying, and `Backoff` spaces retries.
+tells a send the broker will never take (too large) from one worth retrying, and from one that no retry
+by this producer can deliver (`ProducerSequenceBroken`); `Backoff` spaces retries.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber, RecordTooLargeError
 
 OUT: Final = "out"
 DROPPED: Final = "dropped"
 DEAD: Final = "dead_lettered"
 
 Headers = list[tuple[str, bytes]]
+
+
+class ProducerSequenceBroken(RuntimeError):
+    """The broker refuses the idempotent producer's batches for a partition as out of sequence.
+
+    aiokafka numbers a batch when it takes it for sending; one that then waits for a partition leader
+    longer than the request timeout fails without being sent, which leaves a gap the broker never
+    accepts (``OutOfOrderSequenceNumber`` for every later batch of that partition). Only a new producer
+    (a restart of the worker) gets past it, so the pipeline stops the worker rather than retry forever.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +46,13 @@ class Send:
 
 @dataclass(slots=True)
 class Outcome:
-    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD."""
+    """What became of one input: `kind` is OUT, DROPPED or DEAD; `reason` is set for DEAD; `tombstone`
+    when the input's value was null."""
 
     kind: str
     sends: list[Send] = field(default_factory=list)
     reason: str = ""
+    tombstone: bool = False
 
 
 #: Hands one record to the producer; the awaitable it returns resolves when the broker acknowledges it.
@@ -92,9 +105,18 @@ def release(messages: Sequence[Any], ack: Callable[[Any], object]) -> None:
 def sort_failure(
     send: Send, exc: BaseException, failed: list[Send], refused: list[tuple[Send, BaseException]]
 ) -> BaseException | None:
-    """File a failed send as refused for good (too large) or to retry; return the error when retried."""
+    """File a failed send as refused for good (too large) or to retry; return the error when retried.
+
+    Raises:
+        ProducerSequenceBroken: the broker refused it as out of sequence (no retry can deliver it).
+    """
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, OutOfOrderSequenceNumber):
+            raise ProducerSequenceBroken(
+                f"the broker refuses this producer's records for {send.topic} as out of sequence; "
+                "stopping so that a restart starts a new producer (the unacked inputs are read again)"
+            ) from exc
         if isinstance(cause, MessageSizeTooLargeError | RecordTooLargeError):
             refused.append((send, cause))
             return None
@@ -110,6 +132,7 @@ __all__ = [
     "Backoff",
     "Headers",
     "Outcome",
+    "ProducerSequenceBroken",
     "Send",
     "SendFn",
     "claim",

@@ -121,7 +121,11 @@ def worker_env(settings: Settings, web_port: int, environ: Mapping[str, str] = o
         AVROFLOW_WEB_HOST="127.0.0.1",
         AVROFLOW_WEB_PORT=str(web_port),
         AVROFLOW_LATEST_SCHEMA_TTL_SECONDS="5",
+        # The demo's registry never warms up: its poison frame with an unknown id is final after 2 s.
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="2",
         AVROFLOW_LOG_LEVEL="WARNING",
+        # The demo's Tansu refuses aiokafka's idempotent producer a producer id (InitProducerId).
+        AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false",
     )
     return env
 
@@ -270,6 +274,7 @@ def _keep_running(settings: Settings) -> None:
     _say("the stack keeps running; try in another shell (Ctrl-C here stops everything):")
     print(f"  export AVROFLOW_KAFKA_BOOTSTRAP_SERVERS={','.join(settings.kafka_bootstrap_servers)}")
     print(f"  export AVROFLOW_SCHEMA_REGISTRY_URL={','.join(settings.schema_registry_urls)}")
+    print("  export AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER=false  # Tansu has no idempotent producer")
     print(f"  python -m workers consume {SINK_TOPIC} --from-beginning --timeout 5", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         while True:

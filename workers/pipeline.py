@@ -1,9 +1,12 @@
 """Pipelines: the small, explicit declaration of ``source topic -> transform -> sink topic``.
 
-A transform is a plain function from one decoded record (a dict) to a record, `None` (drop the input) or
-an iterable of records (fan-out). `Pipeline` is a frozen value; the runtime (`workers.app`) turns each
-one into a Faust agent. `load_pipelines("package.module:ATTRIBUTE")` imports the pipelines a worker runs,
-so users and tests plug in their own without touching this package.
+A transform is a plain function from one decoded record (a dict) to a record, `None` (drop the input),
+`TOMBSTONE` (write a tombstone: the input's key with a null value) or an iterable of those (fan-out).
+Records inside a union of several record types arrive as `registry_codecs.NamedRecord` (a dict that also
+carries its branch's full name, ``avro_name``) and are written back as that branch; see workers/README.md.
+`Pipeline` is a frozen value; the runtime (`workers.app`) turns each one into a Faust agent.
+`load_pipelines("package.module:ATTRIBUTE")` imports the pipelines a worker runs, so users and tests plug
+in their own without touching this package.
 """
 
 from __future__ import annotations
@@ -17,9 +20,31 @@ from pathlib import Path
 from typing import Any, Final
 
 Record = dict[str, Any]
-Transform = Callable[[Record], Record | Iterable[Record] | None]
+
+
+class Tombstone:
+    """The type of `TOMBSTONE`: what a transform returns to write the input's key with a null value."""
+
+    _instance: Tombstone | None = None
+
+    def __new__(cls) -> Tombstone:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "TOMBSTONE"
+
+
+#: Returned (or yielded) by a transform: write a tombstone (null value) with the input's key to the sink.
+TOMBSTONE: Final = Tombstone()
+
+Output = Record | Tombstone
+Transform = Callable[[Record], Output | Iterable[Output] | None]
 
 KEY_FORMATS: Final = ("auto", "avro", "raw")
+#: What happens to a source message whose value is null (a tombstone, as compacted topics use them).
+TOMBSTONE_MODES: Final = ("forward", "transform")
 _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -45,8 +70,14 @@ class Pipeline:
             worker thread, one batch at a time per pipeline; whatever it raises dead-letters the input.
         reader_schema: optional path to an ``.avsc`` file, or the schema's JSON text; inputs are
             decoded with their writer schema and resolved to this one (schema evolution).
-        key_format: ``"auto"`` (re-encode keys that are Confluent frames, carry other keys as they
-            are), ``"avro"`` (keys must be frames) or ``"raw"`` (carry keys as bytes, untouched).
+        key_format: ``"auto"`` (re-encode keys that are Confluent frames with the latest schema of
+            ``<sink>-key`` when that subject exists, carry other keys as they are), ``"avro"`` (keys must
+            be frames and ``<sink>-key`` must exist: a key that does not convert is dead-lettered) or
+            ``"raw"`` (carry keys as bytes, untouched).
+        tombstones: what becomes of a source message whose value is null: ``"forward"`` (the default:
+            written to the sink as a tombstone, the key converted as `key_format` says, without calling
+            the transform) or ``"transform"`` (the transform is called with ``None`` instead of a record;
+            it may return `TOMBSTONE`, records or ``None`` as usual).
         dlq_topic: dead-letter topic; defaults to the source plus the settings' suffix.
         sink_schema: optional path to an ``.avsc`` file, or the schema's JSON text, registered under
             ``<sink>-value`` at start when that subject does not exist yet and auto-registration is on
@@ -61,6 +92,7 @@ class Pipeline:
     key_format: str = "auto"
     dlq_topic: str | None = None
     sink_schema: str | None = None
+    tombstones: str = "forward"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
@@ -73,6 +105,9 @@ class Pipeline:
             raise PipelineError(f"pipeline {self.name}: source and sink are the same topic {self.source!r}")
         if self.key_format not in KEY_FORMATS:
             raise PipelineError(f"pipeline {self.name}: key_format must be one of {', '.join(KEY_FORMATS)}")
+        if self.tombstones not in TOMBSTONE_MODES:
+            modes = ", ".join(TOMBSTONE_MODES)
+            raise PipelineError(f"pipeline {self.name}: tombstones must be one of {modes}")
         if not callable(self.transform):
             raise PipelineError(f"pipeline {self.name}: transform is not callable")
 
@@ -122,23 +157,27 @@ class Pipeline:
         return text
 
 
-def apply_transform(transform: Transform, record: Record) -> list[Record]:
-    """Run `transform` on `record` and normalize the result to a list of records (empty: dropped).
+def apply_transform(transform: Transform, record: Record | None) -> list[Output]:
+    """Run `transform` on `record` (None for a tombstone handed to the transform) and normalize the
+    result to a list of records and `TOMBSTONE`s (empty: dropped).
 
     Raises:
-        TransformResultError: the result is neither a dict, `None`, nor an iterable of dicts.
+        TransformResultError: the result is neither a dict, `TOMBSTONE`, `None`, nor an iterable of those.
         Exception: whatever the transform raises, unchanged (the caller dead-letters it).
     """
-    result = transform(record)
+    # A tombstone reaches the transform only when its pipeline asks for it (tombstones="transform").
+    result = transform(record)  # type: ignore[arg-type]
     if result is None:
         return []
+    if isinstance(result, Tombstone):
+        return [result]
     if isinstance(result, Mapping):
         return [dict(result)] if not isinstance(result, dict) else [result]
     if isinstance(result, str | bytes) or not isinstance(result, Iterable):
         raise TransformResultError(f"transform returned {type(result).__name__}, expected a dict or None")
     records = list(result)
     for item in records:
-        if not isinstance(item, dict):
+        if not isinstance(item, dict | Tombstone):
             raise TransformResultError(f"transform yielded {type(item).__name__}, expected dicts")
     return records
 
@@ -189,9 +228,13 @@ def load_pipelines(spec: str) -> tuple[Pipeline, ...]:
 
 __all__ = [
     "KEY_FORMATS",
+    "TOMBSTONE",
+    "TOMBSTONE_MODES",
+    "Output",
     "Pipeline",
     "PipelineError",
     "Record",
+    "Tombstone",
     "Transform",
     "TransformResultError",
     "apply_transform",

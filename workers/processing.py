@@ -4,18 +4,21 @@ The agent hands each batch of raw Faust messages (`workers.batches`) to `Pipelin
 codec and transform work for the whole batch runs in one worker thread (`asyncio.to_thread`, once per
 batch, not per record), so a registry call on a cache miss or a TTL refresh never blocks the event loop
 that answers heartbeats and /healthz. Each input ends in one `Outcome`: outputs for the sink, nothing
-(dropped), or a dead letter.
+(dropped), or a dead letter. A null value is a tombstone: forwarded to the sink with its key converted
+(`workers.keys`), or handed to the transform as None (`Pipeline.tombstones`).
 
 Failures are sorted by what retrying can do:
 
-* permanent (not a frame, unknown schema id, an undecodable body, the transform raising or returning
-  something that is not records, an output that does not fit the sink schema, or that the broker refuses
-  as too large): the original message goes
-  to the dead-letter topic with ``dlq.*`` headers, and processing goes on;
+* permanent (not a frame, unknown schema id, an undecodable body, a key that does not convert, the
+  transform raising or returning something that is not records, an output that does not fit the sink
+  schema, or that the broker refuses as too large): the original message goes to the dead-letter topic
+  with ``dlq.*`` headers (``dlq.error.field`` says whether the key or the value failed), and processing
+  goes on;
 * transient (registry unreachable or refusing our credentials, the sink subject missing, a send that the
-  broker did not acknowledge): the batch waits with jittered exponential backoff and retries, forever or
-  until shutdown, without moving past the failed input. The pipeline is reported stuck meanwhile, and one
-  log line marks the start and one the end of each outage.
+  broker did not acknowledge, a schema id the registry does not know yet while the client's
+  `unknown_id_grace` lasts, `SchemaNotFoundYet`): the batch waits with jittered exponential backoff and
+  retries, forever or until shutdown, without moving past the failed input. The pipeline is reported
+  stuck meanwhile, and one log line marks the start and one the end of each outage.
 
 `handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
 agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
@@ -32,8 +35,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from registry_codecs import (
-    HEADER_SIZE,
-    MAGIC_BYTE,
     AvroDeserializer,
     AvroSerializer,
     CodecError,
@@ -41,6 +42,7 @@ from registry_codecs import (
     RegistryAuthError,
     RegistryUnavailable,
     SchemaLookup,
+    SchemaNotFoundYet,
     SubjectNotFound,
     schema_id_of,
 )
@@ -59,7 +61,8 @@ from workers.delivery import (
     release,
     sort_failure,
 )
-from workers.pipeline import Pipeline, apply_transform
+from workers.keys import KeyConverter
+from workers.pipeline import TOMBSTONE, Pipeline, apply_transform
 from workers.web import Readiness, WorkerMetrics
 
 log = logging.getLogger("avroflow.processing")
@@ -82,6 +85,8 @@ class PipelineRunner:
         readiness: told when the pipeline is stuck and when it recovers.
         backoff: how long to wait between retries of a transient failure.
         sleep: waits between retries (``asyncio.sleep``; tests inject their own to see the delays).
+        key_recheck_seconds: while the sink's key subject does not exist, how often to look for it again
+            (``key_format="auto"``; the worker passes ``AVROFLOW_LATEST_SCHEMA_TTL_SECONDS``).
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class PipelineRunner:
         backoff: Backoff,
         codec_metrics: CodecMetrics | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        key_recheck_seconds: float = 30.0,
     ) -> None:
         self.pipeline = pipeline
         self.dlq_topic = dlq_topic
@@ -105,11 +111,8 @@ class PipelineRunner:
             metrics=codec_metrics,
         )
         self.encoder = AvroSerializer(lookup, pipeline.sink_value_subject, metrics=codec_metrics)
-        self.key_decoder = AvroDeserializer(lookup, subject=f"{pipeline.source}-key", metrics=codec_metrics)
-        #: Set by preflight when the sink's key subject exists; Avro keys are then re-encoded with it.
-        self.key_encoder: AvroSerializer | None = None
+        self.keys = KeyConverter(pipeline, lookup, codec_metrics, key_recheck_seconds)
         self._lookup = lookup
-        self._codec_metrics = codec_metrics
         self._readiness = readiness
         self._backoff = backoff
         self._sleep = sleep
@@ -123,17 +126,12 @@ class PipelineRunner:
         }
         self._written = metrics.output_records.labels(name)
         self._dead = metrics.records_dead_lettered
+        self._tombstones = metrics.tombstones.labels(name)
         self._latency = metrics.transform_seconds.labels(name)
         self._retries = metrics.transient_retries
         self._stuck_gauge = metrics.pipeline_stuck.labels(name)
         self._stuck_since: float | None = None
         self._retries_this_outage = 0
-
-    def use_key_subject(self) -> None:
-        """Re-encode Avro keys with the latest schema of the sink's key subject (it exists)."""
-        self.key_encoder = AvroSerializer(
-            self._lookup, self.pipeline.sink_key_subject, metrics=self._codec_metrics
-        )
 
     def bind(self, send: SendFn, ack: Callable[[Any], object]) -> None:
         """Give the runner the producer's send and the consumer's ack (once the app exists)."""
@@ -183,6 +181,7 @@ class PipelineRunner:
                 elif outcomes[send.origin].kind == OUT:  # dead-letter the input once, not per output
                     too_large = deadletter.OutputTooLarge(str(exc))
                     dead = self._dead_letter(messages[send.origin], too_large, None, send.origin)
+                    dead.tombstone = outcomes[send.origin].tombstone
                     outcomes[send.origin] = dead
                     sends += dead.sends
             if error is not None:
@@ -252,6 +251,8 @@ class PipelineRunner:
     def _count(self, outcomes: list[Outcome]) -> None:
         written = 0
         for outcome in outcomes:
+            if outcome.tombstone:
+                self._tombstones.inc()
             if outcome.kind == DEAD:
                 self._dead.labels(self.pipeline.name, outcome.reason).inc()
             else:
@@ -270,26 +271,68 @@ class PipelineRunner:
             try:
                 outcomes.append(self.process(messages[index], index))
             except TRANSIENT as exc:
+                if isinstance(exc, SchemaNotFoundYet):
+                    self._ask_ahead(messages, index + 1)
                 return exc
         return None
+
+    def _ask_ahead(self, messages: Sequence[Any], start: int) -> None:
+        """Ask for the writer ids of the rest of the batch now, while the batch waits for one of them.
+
+        An id the registry does not know is asked again for a while before its record is dead-lettered;
+        asking for every such id of the batch at once makes the batch wait that while once, not once
+        per unknown id. The answers are cached (or remembered as not found yet); errors are for later.
+        """
+        ids = {_frame_schema_id(message.value) for message in messages[start:]}
+        for schema_id in ids:
+            if schema_id is None:
+                continue
+            try:
+                self._lookup.get_schema(schema_id)
+            except CodecError:
+                continue
 
     def process(self, message: Any, origin: int = -1) -> Outcome:
         """Return the outcome of one raw message (`origin`: its index in the batch).
 
         Raises only the `TRANSIENT` errors.
         """
+        if message.value is None:
+            outcome = self._tombstone(message, origin)
+            outcome.tombstone = True
+            return outcome
         try:
             schema_id, record = self.decoder.decode_with_id(message.value)
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, None, origin)
+            return self._dead_letter(message, exc, None, origin, deadletter.VALUE)
+        key = self._key_or_failure(message, schema_id, origin)
+        if isinstance(key, Outcome):
+            return key
+        return self._transform(message, record, key, schema_id, origin)
+
+    def _tombstone(self, message: Any, origin: int) -> Outcome:
+        """A null value: forwarded as a tombstone, or handed to the transform as None (`tombstones`)."""
+        key = self._key_or_failure(message, None, origin)
+        if isinstance(key, Outcome):
+            return key
+        if self.pipeline.tombstones == "transform":
+            return self._transform(message, None, key, None, origin)
+        return Outcome(OUT, [Send(self.pipeline.sink, key, None, _headers(message.headers), origin)])
+
+    def _key_or_failure(self, message: Any, schema_id: int | None, origin: int) -> bytes | Outcome | None:
+        """The converted key, or the dead letter of a key that does not convert."""
         try:
-            key = self._convert_key(message.key)
+            return self.keys.convert(message.key)
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, schema_id, origin)
+            return self._dead_letter(message, exc, schema_id, origin, deadletter.KEY)
+
+    def _transform(
+        self, message: Any, record: Any, key: bytes | None, schema_id: int | None, origin: int
+    ) -> Outcome:
         started = time.perf_counter()
         try:
             results = apply_transform(self.pipeline.transform, record)
@@ -301,40 +344,31 @@ class PipelineRunner:
         if not results:
             return Outcome(DROPPED)
         headers = _headers(message.headers)
+        sink, encode = self.pipeline.sink, self.encoder.encode
         try:
-            return Outcome(
-                OUT, [Send(self.pipeline.sink, key, self.encoder.encode(r), headers, origin) for r in results]
-            )
+            values = [None if r is TOMBSTONE else encode(r) for r in results]
         except TRANSIENT:
             raise
         except CodecError as exc:
-            return self._dead_letter(message, exc, schema_id, origin)
+            return self._dead_letter(message, exc, schema_id, origin, deadletter.VALUE)
+        return Outcome(OUT, [Send(sink, key, value, headers, origin) for value in values])
 
-    def _convert_key(self, key: bytes | None) -> bytes | None:
-        fmt = self.pipeline.key_format
-        if key is None or fmt == "raw" or self.key_encoder is None:
-            return key
-        if fmt == "auto" and not (len(key) >= HEADER_SIZE and key[0] == MAGIC_BYTE):
-            return key
-        try:
-            decoded = self.key_decoder.decode(key)
-        except TRANSIENT:
-            raise
-        except CodecError:
-            if fmt == "auto":  # looked like a frame but is not one: a plain binary key, carried as is
-                return key
-            raise
-        return self.key_encoder.encode(decoded)
-
-    def _dead_letter(self, message: Any, error: BaseException, schema_id: int | None, origin: int) -> Outcome:
+    def _dead_letter(
+        self, message: Any, error: BaseException, schema_id: int | None, origin: int, field: str | None = None
+    ) -> Outcome:
         if schema_id is None:
             schema_id = _frame_schema_id(message.value)
         source = deadletter.SourceInfo(message.topic, message.partition, message.offset, message.timestamp)
         headers = deadletter.dead_letter_headers(
-            _headers(message.headers), source, error, pipeline=self.pipeline.name, schema_id=schema_id
+            _headers(message.headers),
+            source,
+            error,
+            pipeline=self.pipeline.name,
+            schema_id=schema_id,
+            field=field,
         )
         send = Send(self.dlq_topic, message.key, message.value, headers, origin)
-        return Outcome(DEAD, [send], deadletter.reason_of(error))
+        return Outcome(DEAD, [send], deadletter.reason_of(error, field))
 
 
 def _not_bound(message: Any) -> object:

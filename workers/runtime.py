@@ -4,7 +4,9 @@
 one `PipelineRunner` per pipeline; loading each runner's reader schema is part of it, so an unreadable or
 invalid reader schema stops the start. `preflight` then resolves the latest schema of every sink subject
 before the consumer joins its group: an unreachable registry is waited for (one log line per outage, no
-crash loop), a missing subject or refused credentials stop the start with a message saying what to fix.
+crash loop); a missing subject is asked for again, with backoff, for `schema_not_found_retry_seconds`
+(a registry that has just restarted may not have reloaded it yet), then stops the start, as refused
+credentials do, with a message saying what to fix.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +34,16 @@ log = logging.getLogger("avroflow.worker")
 
 class PreflightError(Exception):
     """The worker must not start; the message says what to fix."""
+
+
+class _NotFoundYet(Exception):
+    """A sink subject is missing, but the time to ask again for it is not over."""
+
+    def __init__(self, subject: str, window: float, *, first: bool) -> None:
+        super().__init__(subject, window)
+        self.subject = subject
+        self.window = window
+        self.first = first  # the first time it was found missing (logged once)
 
 
 @dataclass
@@ -66,6 +79,7 @@ def registry_client(settings: Settings, metrics: CodecMetrics | None = None) -> 
         connect_timeout=min(5.0, settings.schema_registry_timeout_seconds),
         read_timeout=settings.schema_registry_timeout_seconds,
         latest_ttl=settings.latest_schema_ttl_seconds,
+        unknown_id_grace=settings.schema_not_found_retry_seconds,
         metrics=metrics,
     )
 
@@ -81,7 +95,10 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
     codec_metrics = CodecMetrics.create(collector)
     metrics = WorkerMetrics.create(collector)
     client = registry_client(settings, codec_metrics)
-    readiness = Readiness(registry_max_age=3 * settings.registry_check_interval_seconds)
+    readiness = Readiness(
+        registry_max_age=3 * settings.registry_check_interval_seconds,
+        broker_max_age=settings.readiness_broker_timeout_seconds,
+    )
     readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)
     backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
     runners = {}
@@ -95,6 +112,7 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
                 readiness=readiness,
                 backoff=backoff,
                 codec_metrics=codec_metrics,
+                key_recheck_seconds=settings.latest_schema_ttl_seconds,
             )
         except (PipelineError, CodecError) as exc:
             raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
@@ -106,8 +124,10 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
     """Resolve every sink subject's latest schema before the consumer joins its group.
 
     Waits (with backoff and one log line per outage) while the registry is unreachable. A missing sink
-    subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise the
-    start is refused. The sink's key subject is used for Avro keys when it exists.
+    subject is registered from the pipeline's `sink_schema` when auto-registration is on; otherwise it
+    is asked for again, with the same backoff, until `schema_not_found_retry_seconds` have passed since
+    it was first missing, and then the start is refused. The sink's key subject is used for Avro keys
+    when it exists; a pipeline with ``key_format="avro"`` waits for it the same way, then is refused.
 
     Returns:
         True when every pipeline is ready to run, False when `stop` was set while waiting.
@@ -116,8 +136,10 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
         PreflightError: a subject is missing, the registry refused the credentials, or a schema is invalid.
     """
     stop = stop or threading.Event()
+    missing_since: dict[str, float] = {}
     for runner in runtime.runners.values():
-        if not _until_reachable(runtime, stop, functools.partial(_resolve_sink, runtime, runner)):
+        step = functools.partial(_resolve_sink, runtime, runner, missing_since)
+        if not _until_reachable(runtime, stop, step):
             return False
     runtime.readiness.registry_ok()
     return True
@@ -126,11 +148,15 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
 def _until_reachable(runtime: Runtime, stop: threading.Event, step: Callable[[], None]) -> bool:
     backoff = Backoff(runtime.settings.retry_backoff_seconds, runtime.settings.retry_backoff_max_seconds)
     attempt = 0
+    unreachable = False
     while not stop.is_set():
         try:
             step()
+        except _NotFoundYet as exc:
+            _count_not_found(runtime, exc)
         except RegistryUnavailable as exc:
-            if attempt == 0:
+            if not unreachable:
+                unreachable = True
                 log.warning(
                     "schema registry unreachable at start; waiting for it before joining the consumer group",
                     extra={"error": scrub(str(exc))},
@@ -142,7 +168,7 @@ def _until_reachable(runtime: Runtime, stop: threading.Event, step: Callable[[],
                 f"_PASSWORD or _BEARER_TOKEN): {scrub(str(exc))}"
             ) from exc
         else:
-            if attempt:
+            if unreachable:
                 log.info("schema registry reachable again; continuing the start")
             return True
         stop.wait(backoff.delay(attempt))
@@ -150,7 +176,19 @@ def _until_reachable(runtime: Runtime, stop: threading.Event, step: Callable[[],
     return False
 
 
-def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
+def _count_not_found(runtime: Runtime, exc: _NotFoundYet) -> None:
+    runtime.codec_metrics.registry_not_found_retries.labels("subject_version").inc()
+    if exc.first:
+        log.warning(
+            "sink subject %s not found; asking again for up to %g s before refusing to start "
+            "(a registry that has just started may not have loaded it yet)",
+            exc.subject,
+            exc.window,
+            extra={"subject": exc.subject},
+        )
+
+
+def _resolve_sink(runtime: Runtime, runner: PipelineRunner, missing_since: dict[str, float]) -> None:
     pipeline = runner.pipeline
     subject = pipeline.sink_value_subject
     try:
@@ -158,12 +196,7 @@ def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
     except SubjectNotFound:
         schema_text = pipeline.load_sink_schema()
         if not (runtime.settings.auto_register_schemas and schema_text):
-            hint = (
-                "set the pipeline's sink_schema to register it automatically"
-                if runtime.settings.auto_register_schemas
-                else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
-            )
-            raise PreflightError(f"sink subject {subject} does not exist ({hint})") from None
+            raise _missing_sink_subject(runtime.settings, subject, missing_since) from None
         runtime.client.register(subject, schema_text)
         log.info("registered the sink schema", extra={"subject": subject})
         schema_id = runner.encoder.schema_id
@@ -171,16 +204,57 @@ def _resolve_sink(runtime: Runtime, runner: PipelineRunner) -> None:
         if exc.retriable or isinstance(exc, RegistryAuthError):
             raise
         raise PreflightError(f"sink subject {subject}: {exc}") from exc
-    try:
-        runtime.client.get_latest(pipeline.sink_key_subject)
-    except SubjectNotFound:
-        pass
-    else:
-        runner.use_key_subject()
+    _resolve_sink_key(runner, runtime.settings, missing_since)
     runtime.readiness.unresolved_subjects.discard(subject)
     log.info(
         "sink schema resolved", extra={"pipeline": pipeline.name, "subject": subject, "schema_id": schema_id}
     )
+
+
+def _missing_sink_subject(
+    settings: Settings | None, subject: str, missing_since: dict[str, float], *, key: bool = False
+) -> Exception:
+    """`_NotFoundYet` while the sink (key) subject may still appear, then the `PreflightError` saying so.
+
+    Without `settings` (a caller outside the worker's preflight) there is no wait.
+    """
+    window = settings.schema_not_found_retry_seconds if settings is not None else 0.0
+    now = time.monotonic()
+    since = missing_since.setdefault(subject, now)
+    if now - since < window:
+        return _NotFoundYet(subject, window, first=since == now)
+    if key:
+        what = "sink key subject"
+        hint = "key_format='avro' re-encodes every key with its latest schema: register it, or use auto/raw"
+    else:
+        what = "sink subject"
+        hint = (
+            "set the pipeline's sink_schema to register it automatically"
+            if settings is not None and settings.auto_register_schemas
+            else "register it (python -m workers schemas register) or set AVROFLOW_AUTO_REGISTER_SCHEMAS"
+        )
+    return PreflightError(f"{what} {subject} does not exist (still missing after {window:g} s; {hint})")
+
+
+def _resolve_sink_key(
+    runner: PipelineRunner, settings: Settings | None = None, missing_since: dict[str, float] | None = None
+) -> None:
+    """Use the sink's key subject when it exists; with ``key_format="avro"`` it must (waited for a while)."""
+    pipeline = runner.pipeline
+    if pipeline.key_format == "raw":
+        return
+    subject = pipeline.sink_key_subject
+    try:
+        runner.keys.resolve()
+    except SubjectNotFound:
+        if pipeline.key_format == "avro":
+            raise _missing_sink_subject(
+                settings, subject, {} if missing_since is None else missing_since, key=True
+            ) from None
+    except CodecError as exc:
+        if exc.retriable or isinstance(exc, RegistryAuthError):
+            raise
+        raise PreflightError(f"sink key subject {subject}: {exc}") from exc
 
 
 __all__ = ["PreflightError", "Runtime", "build_runtime", "preflight", "registry_client"]

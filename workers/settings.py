@@ -13,6 +13,7 @@ import difflib
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -96,6 +97,8 @@ class Settings:
     kafka_producer_max_batch_size: int = 65536
     kafka_commit_interval_seconds: float = 1.0
     kafka_fetch_max_wait_seconds: float = 0.1
+    #: aiokafka's idempotent producer (acks=all): a retried send is neither duplicated nor reordered.
+    kafka_idempotent_producer: bool = True
     topic_partitions: int = 1
     # Schema registry
     schema_registry_username: str | None = None
@@ -106,6 +109,7 @@ class Settings:
     schema_registry_key_file: Path | None = None
     schema_registry_timeout_seconds: float = 10.0
     latest_schema_ttl_seconds: float = 30.0
+    schema_not_found_retry_seconds: float = 30.0
     auto_register_schemas: bool = False
     # Processing
     dlq_suffix: str = ".dlq"
@@ -114,6 +118,7 @@ class Settings:
     retry_backoff_seconds: float = 0.2
     retry_backoff_max_seconds: float = 10.0
     registry_check_interval_seconds: float = 5.0
+    readiness_broker_timeout_seconds: float = 30.0
     # Process
     web_host: str = "0.0.0.0"  # noqa: S104 - a container's probes reach the pod IP, not loopback
     web_port: int = 6066
@@ -164,6 +169,7 @@ class Settings:
             if (getattr(self, cert) is None) != (getattr(self, key) is None):
                 missing = key if getattr(self, key) is None else cert
                 raise SettingsError(VARIABLES[missing], f"required together with {VARIABLES[cert]}")
+        self._check_kafka_tls_files()
         if self.schema_registry_password is not None and self.schema_registry_username is None:
             raise SettingsError(VARIABLES["schema_registry_username"], "required with a registry password")
         if self.batch_within_seconds <= 0 or self.retry_backoff_seconds <= 0:
@@ -177,6 +183,28 @@ class Settings:
                 f"must be at least {VARIABLES['retry_backoff_seconds']} ({self.retry_backoff_seconds}),"
                 f" got {self.retry_backoff_max_seconds}",
             )
+
+    def _check_kafka_tls_files(self) -> None:
+        # Loaded here, so a wrong file stops the start naming the variable instead of a traceback later;
+        # the empty key password makes an encrypted key fail instead of OpenSSL prompting on the terminal.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        try:
+            if self.kafka_ssl_cafile is not None:
+                context.load_verify_locations(cafile=self.kafka_ssl_cafile)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                VARIABLES["kafka_ssl_cafile"], f"not a PEM CA file: {_ssl_reason(exc)}"
+            ) from None
+        if self.kafka_ssl_certfile is None or self.kafka_ssl_keyfile is None:
+            return
+        try:
+            context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile, password=lambda: b"")
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                VARIABLES["kafka_ssl_keyfile"],
+                f"cannot load it with AVROFLOW_KAFKA_SSL_CERTFILE as a PEM certificate and its unencrypted "
+                f"private key: {_ssl_reason(exc)}",
+            ) from None
 
     @property
     def kafka_uses_ssl(self) -> bool:
@@ -197,6 +225,11 @@ class Settings:
         return f"Settings({', '.join(parts)})"
 
     __str__ = __repr__
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason).lower().replace("_", " ") if reason else str(exc)
 
 
 def _parse_str(variable: str, raw: str) -> str:
@@ -302,6 +335,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "kafka_producer_max_batch_size": _number(int, 1, "a whole number of bytes"),
     "kafka_commit_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "kafka_fetch_max_wait_seconds": _number(float, 0.001, "a number of seconds"),
+    "kafka_idempotent_producer": _parse_bool,
     "topic_partitions": _number(int, 1, "a whole number"),
     "schema_registry_password": _parse_secret,
     "schema_registry_bearer_token": _parse_secret,
@@ -310,6 +344,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "schema_registry_key_file": _parse_file,
     "schema_registry_timeout_seconds": _number(float, 0.1, "a number of seconds"),
     "latest_schema_ttl_seconds": _seconds,
+    "schema_not_found_retry_seconds": _seconds,
     "auto_register_schemas": _parse_bool,
     "dlq_suffix": _parse_topic_suffix,
     "batch_size": _number(int, 1, "a whole number"),
@@ -317,6 +352,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_backoff_seconds": _seconds,
     "retry_backoff_max_seconds": _seconds,
     "registry_check_interval_seconds": _number(float, 0.1, "a number of seconds"),
+    "readiness_broker_timeout_seconds": _number(float, 1.0, "a number of seconds"),
     "web_port": _number(int, 1, "a TCP port", 65535),
     "log_level": _choice(LOG_LEVELS),
     "log_format": _choice(LOG_FORMATS, upper=False),

@@ -2,8 +2,10 @@
 
 The views live on Faust's web server. `/metrics` renders the app's own `CollectorRegistry` (the codec
 counters plus `WorkerMetrics`), `/healthz` answers as long as the event loop does, and `/readyz` is 200
-only when partitions are assigned, the registry answered recently, every sink subject's schema is
-resolved and no pipeline is stuck on a transient failure; otherwise 503 with the reasons as JSON. Nothing
+only when the consumer holds an assignment (an empty one included) and has not been rebalancing or
+without a broker answer for longer than its timeout, the registry answered recently, every sink subject's
+schema is resolved and no pipeline is stuck on a transient failure; otherwise 503 with the reasons as
+JSON. Nothing
 here ever shows record content, keys or secrets.
 """
 
@@ -35,7 +37,7 @@ class WorkerMetrics:
     once in exactly one of `records_out` (it produced at least one output), `records_dropped` (the
     transform returned nothing) or `records_dead_lettered`; so in = out + dropped + dead-lettered once
     the worker is idle. `output_records` counts the records written to the sink (more than `records_out`
-    when a transform fans out).
+    when a transform fans out). `tombstones` counts the inputs whose value is null, whatever their outcome.
     """
 
     records_in: Counter
@@ -43,6 +45,7 @@ class WorkerMetrics:
     output_records: Counter
     records_dropped: Counter
     records_dead_lettered: Counter
+    tombstones: Counter
     transform_seconds: Histogram
     transient_retries: Counter
     pipeline_stuck: Gauge
@@ -68,6 +71,10 @@ class WorkerMetrics:
                 "Input records written to the dead-letter topic, by pipeline and reason",
                 ("pipeline", "reason"),
             ),
+            tombstones=counter(
+                "tombstones",
+                "Input records whose value is null (tombstones), by pipeline; also counted in their outcome",
+            ),
             transform_seconds=Histogram(
                 "transform_duration_seconds",
                 "Time spent in the pipeline's transform per record, in seconds",
@@ -92,19 +99,30 @@ class WorkerMetrics:
 class Readiness:
     """What /readyz decides on. Updated by the runtime; read by the views.
 
+    Not ready until the consumer has joined its group and received an assignment (an empty one counts:
+    with more workers than partitions, a member with none is ready and idle); then not ready while a
+    rebalance, or a Kafka broker that does not answer, has lasted longer than `broker_max_age`.
+
     Args:
         registry_max_age: how long a successful registry answer counts as "recent", in seconds.
-        assigned: returns whether the consumer has partitions assigned (and is not rebalancing).
+        broker_max_age: how long the worker may go without a broker answer, or stay in a rebalance,
+            before it is not ready, in seconds.
+        rebalancing: returns whether the consumer is rebalancing now.
         clock: monotonic clock (injected by tests).
     """
 
     registry_max_age: float
-    assigned: Callable[[], bool] = lambda: False
+    broker_max_age: float = 30.0
+    rebalancing: Callable[[], bool] = lambda: False
     clock: Callable[[], float] = time.monotonic
     unresolved_subjects: set[str] = field(default_factory=set)
     stuck: dict[str, str] = field(default_factory=dict)
     _registry_ok_at: float | None = None
     _registry_error: str = "registry not checked yet"
+    _joined: bool = False
+    _rebalancing_since: float | None = None
+    _broker_ok_at: float | None = None
+    _broker_error: str = "not checked yet"
 
     def registry_ok(self) -> None:
         """Record that the registry answered just now."""
@@ -114,6 +132,25 @@ class Readiness:
         """Record that the registry could not be reached (the error says how, without secrets)."""
         self._registry_ok_at = None
         self._registry_error = error
+
+    def assignment_received(self) -> None:
+        """Record that the consumer completed a rebalance with an assignment (possibly empty)."""
+        self._joined = True
+
+    def broker_ok(self) -> None:
+        """Record that the Kafka broker answered just now."""
+        self._broker_ok_at = self.clock()
+
+    def broker_failed(self, error: str) -> None:
+        """Record that the Kafka broker did not answer (the error says how, without secrets)."""
+        self._broker_error = error
+
+    def observe(self) -> None:
+        """Note when a rebalance began (called on every check and every /readyz)."""
+        if not self.rebalancing():
+            self._rebalancing_since = None
+        elif self._rebalancing_since is None:
+            self._rebalancing_since = self.clock()
 
     def set_stuck(self, pipeline: str, reason: str) -> None:
         """Mark `pipeline` as waiting on a transient failure."""
@@ -125,14 +162,24 @@ class Readiness:
 
     def reasons(self) -> list[str]:
         """Return why the worker is not ready; empty when it is."""
+        self.observe()
+        now = self.clock()
         reasons = []
-        if not self.assigned():
+        since = self._rebalancing_since
+        if not self._joined:
             reasons.append("no partitions assigned")
+        elif since is not None and now - since > self.broker_max_age:
+            reasons.append(f"no partitions assigned for {now - since:.0f}s (rebalancing)")
         ok_at = self._registry_ok_at
         if ok_at is None:
             reasons.append(f"schema registry not answering: {self._registry_error}")
-        elif self.clock() - ok_at > self.registry_max_age:
-            reasons.append(f"schema registry not heard from for {self.clock() - ok_at:.0f}s")
+        elif now - ok_at > self.registry_max_age:
+            reasons.append(f"schema registry not heard from for {now - ok_at:.0f}s")
+        broker_at = self._broker_ok_at
+        if broker_at is None:
+            reasons.append(f"Kafka broker not answering: {self._broker_error}")
+        elif now - broker_at > self.broker_max_age:
+            reasons.append(f"Kafka broker not answering for {now - broker_at:.0f}s: {self._broker_error}")
         reasons += [f"sink subject {s} not resolved" for s in sorted(self.unresolved_subjects)]
         reasons += [f"pipeline {p} stuck: {why}" for p, why in sorted(self.stuck.items())]
         return reasons

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.registry import compatibility
-from devstack.registry.errors import ApiError, invalid_version, schema_not_found
+from devstack.registry.errors import ApiError, invalid_version, schema_not_found, version_not_found
 from devstack.registry.schemas import (
     SCHEMA_TYPES,
     SchemaDoc,
@@ -23,6 +23,7 @@ from devstack.registry.schemas import (
     references_from_json,
 )
 from devstack.registry.store import LEVELS, RegistryStore, VersionEntry
+from devstack.registry.warmup import WarmUp
 
 __all__ = ["RawText", "RegistryApi", "Request"]
 
@@ -50,10 +51,12 @@ class RegistryApi:
 
     Args:
         store: The registry state.
+        warmup: Answers as a registry that has not reloaded its store yet, while it lasts.
     """
 
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore, warmup: WarmUp | None = None) -> None:
         self.store = store
+        self.warmup = warmup
         seg = r"([^/]+)"
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"/?"), {"GET": lambda r: (200, {})}),
@@ -92,6 +95,10 @@ class RegistryApi:
             ApiError: Any refusal, with Confluent's status and error code.
         """
         path = path.rstrip("/") or "/"
+        if self.warmup is not None:
+            early = self.warmup.answer(method, path)
+            if early is not None:
+                return early
         for pattern, methods in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
@@ -234,10 +241,20 @@ class RegistryApi:
 
     def _test_against_one(self, req: Request) -> tuple[int, Any]:
         subject, version = req.params
+        number = _parse_version(version)
         doc = self._schema_from_body(req.body)
         with self.store.lock:
-            entry = self.store.version(subject, _parse_version(version))
-            problems = self._problems(self.store.effective_level(subject), doc, [entry])
+            try:
+                against = [self.store.version(subject, number)]
+            except ApiError as exc:
+                # As Confluent 7.x: "latest" of a subject without live versions is checked against
+                # nothing (compatible); a numbered version of it is 40402, never 40401.
+                if exc.error_code != 40401:
+                    raise
+                if number is not None:
+                    raise version_not_found(subject, number) from exc
+                against = []
+            problems = self._problems(self.store.effective_level(subject), doc, against)
         return 200, _compat_body(problems, req.flag("verbose"))
 
     def _test_against_all(self, req: Request) -> tuple[int, Any]:

@@ -48,6 +48,10 @@ class RegistryProcess(ChildService):
         certfile: PEM certificate chain; with `keyfile` the server speaks HTTPS.
         keyfile: PEM private key for `certfile`.
         log_level: The server's log level; INFO writes one access line per request to its stderr.
+        warmup_seconds: For this long after each start, answer as a registry that has just restarted
+            and not reloaded its store yet: ids and subjects that exist are "not found" (40403, 40401),
+            as Karapace answers while it replays its topic. A plain attribute: set it between `stop()`
+            and `start()` to make only a restart warm up.
         die_with_parent: On Linux, have the kernel kill the server when the starting thread exits, so a
             SIGKILLed test run leaves no registry behind. Pass False when starting from a short-lived thread.
     """
@@ -63,6 +67,7 @@ class RegistryProcess(ChildService):
         certfile: Path | None = None,
         keyfile: Path | None = None,
         log_level: str = "WARNING",
+        warmup_seconds: float = 0.0,
         die_with_parent: bool = True,
     ) -> None:
         if (certfile is None) != (keyfile is None):
@@ -75,6 +80,7 @@ class RegistryProcess(ChildService):
         self.certfile = certfile
         self.keyfile = keyfile
         self.log_level = log_level
+        self.warmup_seconds = warmup_seconds
         self._die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -153,6 +159,8 @@ class RegistryProcess(ChildService):
     def _command(self) -> list[str]:
         cmd = [sys.executable, "-m", "devstack.registry", "--host", self.host, "--port", str(self._port or 0)]
         cmd += ["--log-level", self.log_level]
+        if self.warmup_seconds > 0:
+            cmd += ["--warmup-seconds", str(self.warmup_seconds)]
         if self.data_dir is not None:
             cmd += ["--data-dir", str(self.data_dir)]
         if self.certfile is not None and self.keyfile is not None:

@@ -1,12 +1,15 @@
 """Parse submitted schemas, resolve their references, and compute the identity that global ids hang on.
 
-Two submissions are "the same schema" when their identities are equal. For Avro the identity is the
-Parsing Canonical Form (fastavro's `to_parsing_canonical_form`, which ignores whitespace, key order,
-namespace spelling and docs) plus the attributes that form drops yet that change what a reader does:
-defaults, aliases, logical types and sort order. Two schemas that differ only in a field default must not
-share an id, or registering the new default would silently be a no-op. JSON and PROTOBUF schemas are kept
-as opaque text compared with whitespace collapsed. The references (name, subject, version) are always
-part of the identity.
+Two submissions are "the same schema" when their identities are equal. Confluent keys an Avro schema on
+Avro's own rendering of it (``Schema.toString()``): whitespace, key order and the spelling of names
+(``namespace`` + ``name`` or a full name) do not count, every attribute does, ``doc`` and extra
+properties such as Kafka Connect's ``connect.name`` included. So here the identity is the Parsing
+Canonical Form (fastavro's `to_parsing_canonical_form`, which normalizes the spelling but drops every
+attribute it does not need to read data) plus every attribute that form drops: defaults, aliases,
+logical types, sort orders, docs and any other property, each at its path. A changed default or a new
+doc is a new schema with a new id, as in Confluent. JSON and PROTOBUF schemas are kept as opaque text
+compared with whitespace collapsed. The references (name, subject, version) are always part of the
+identity.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ __all__ = [
 ]
 
 SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
-# Attributes Parsing Canonical Form strips that still change how data is read or interpreted.
-_SEMANTIC_EXTRAS = ("default", "aliases", "logicalType", "precision", "scale", "order")
+# What Parsing Canonical Form keeps of a type and of a field; every other attribute is an "extra".
+_CANONICAL_TYPE_KEYS = frozenset(
+    {"type", "name", "namespace", "fields", "symbols", "items", "values", "size"}
+)
+_CANONICAL_FIELD_KEYS = frozenset({"name", "type"})
 _MAX_REFERENCE_DEPTH = 32
 
 
@@ -187,18 +193,18 @@ def _load_json(text: str) -> Any:
 
 
 def _collect_extras(node: Any, path: str, out: list[Any]) -> None:
-    """Append ``[path, {attr: value}]`` for every semantic attribute the canonical form drops."""
+    """Append ``[path, {attr: value}]`` for every attribute the canonical form drops (docs included)."""
     if isinstance(node, list):
         for index, branch in enumerate(node):
             _collect_extras(branch, f"{path}/{index}", out)
         return
     if not isinstance(node, dict):
         return
-    found = {key: node[key] for key in _SEMANTIC_EXTRAS if key in node}
+    found = _extras(node, _CANONICAL_TYPE_KEYS)
     if found:
         out.append([path, found])
     for index, fld in enumerate(node.get("fields", ())):
-        own = {key: fld[key] for key in _SEMANTIC_EXTRAS if key in fld}
+        own = _extras(fld, _CANONICAL_FIELD_KEYS)
         if own:
             out.append([f"{path}/fields/{index}", own])
         _collect_extras(fld.get("type"), f"{path}/fields/{index}/type", out)
@@ -207,3 +213,8 @@ def _collect_extras(node: Any, path: str, out: list[Any]) -> None:
             _collect_extras(node[key], f"{path}/{key}", out)
     if isinstance(node.get("type"), dict | list):
         _collect_extras(node["type"], f"{path}/type", out)
+
+
+def _extras(node: dict[str, Any], canonical: frozenset[str]) -> dict[str, Any]:
+    # fastavro's parsed schemas carry bookkeeping keys of their own ("__fastavro_parsed" ...).
+    return {key: value for key, value in node.items() if key not in canonical and not key.startswith("__")}

@@ -35,6 +35,7 @@ from typing import Any
 from devstack.registry.api import RawText, RegistryApi
 from devstack.registry.errors import ApiError
 from devstack.registry.store import RegistryStore
+from devstack.registry.warmup import WarmUp
 
 __all__ = ["AuthPolicy", "RegistryServer", "main"]
 
@@ -248,7 +249,10 @@ def build_server(args: argparse.Namespace, environ: dict[str, str]) -> RegistryS
             raise SystemExit("--certfile and --keyfile go together")
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.certfile, args.keyfile)
-    return RegistryServer((args.host, args.port), RegistryApi(RegistryStore(data_file)), auth, tls)
+    api = RegistryApi(
+        RegistryStore(data_file), WarmUp(args.warmup_seconds) if args.warmup_seconds > 0 else None
+    )
+    return RegistryServer((args.host, args.port), api, auth, tls)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -268,6 +272,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--certfile", help="PEM certificate chain: serve HTTPS")
     parser.add_argument("--keyfile", help="PEM private key of --certfile")
     parser.add_argument("--log-level", default="WARNING", help="INFO logs one line per request")
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=0.0,
+        help="for this long after start, answer as a registry still reloading its store: ids and subjects "
+        "that exist are 'not found' (40403, 40401)",
+    )
     return parser.parse_args(argv)
 
 

@@ -1,5 +1,6 @@
-"""Helpers for the fault suite: a loopback TCP proxy that can cut or stall a connection, a Tansu broker that
-advertises such a proxy, and the per-scenario tally (in, out, dead-lettered, duplicated, lost).
+"""Helpers for the fault suite: a loopback TCP proxy that can cut or stall a connection, a broker of the
+session's kind (Kafka or Tansu) that advertises such a proxy, a writer that keeps a stream going through a
+fault, and the per-scenario tally (in, out, dead-lettered, duplicated, lost).
 
 The tally is also appended, one JSON line per scenario, to the file named by ``FAULT_REPORT_FILE``
 when it is set; ``bench/faults.py`` runs the fault tests with it and prints the table.
@@ -18,19 +19,23 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from worker_harness import Consumed, WorkerProcess, consume, free_port
+from pipelines_for_tests import order
+from worker_harness import AvroProducer, Consumed, WorkerProcess, consume, free_port, wait_for
 
 from devstack.broker import _resolve_binary
 from devstack.children import preexec_for
+from devstack.kafka import KafkaBroker
 
 PASS, CUT, STALL = "pass", "cut", "stall"
+#: The JVM heap of each Kafka node a fault test starts of its own (two cores and little memory to spare).
+SMALL_HEAP = "384m"
 
 
 class TcpProxy:
@@ -96,11 +101,12 @@ class TcpProxy:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                watched = [self._listener] + (list(self._pairs) if self.mode == PASS else [])
             with selectors.DefaultSelector() as selector:
-                for sock in watched:
-                    selector.register(sock, selectors.EVENT_READ)
+                # Registered under the lock: `cut` closes sockets from another thread, and a socket closed
+                # between a snapshot and its registration would be fd -1 (ValueError, the proxy thread dead).
+                with self._lock:
+                    for sock in [self._listener] + (list(self._pairs) if self.mode == PASS else []):
+                        selector.register(sock, selectors.EVENT_READ)
                 ready = selector.select(timeout=0.05)
             with self._lock:
                 for key, _ in ready:
@@ -123,23 +129,52 @@ class TcpProxy:
 
 
 class ProxiedBroker:
-    """A Tansu broker that advertises a `TcpProxy` in front of it, so every client connection, bootstrap and
-    partition leader alike, goes through the proxy (in-memory storage: its data outlives any cut)."""
+    """The test's own broker, of the session's kind, advertising a `TcpProxy` in front of its client listener,
+    so every client connection, bootstrap and partition leader alike, goes through the proxy.
 
-    def __init__(self, log_path: Path) -> None:
-        self.broker_port = free_port()
-        self.proxy = TcpProxy(self.broker_port)
-        self.bootstrap_servers = f"127.0.0.1:{self.proxy.port}"
+    On Kafka (one node, its log dirs under `folder`) a second listener, ``direct_servers``, bypasses the
+    proxy: a test can cut off the worker alone while its producer and checks go on. Tansu advertises one
+    address only, so there ``direct_servers`` is None.
+    """
+
+    def __init__(self, kind: str, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.kind = kind
+        self.kafka: KafkaBroker | None = None
+        self._tansu: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.direct_servers: str | None = None
+        proxy_port = free_port()
+        self.bootstrap_servers = f"127.0.0.1:{proxy_port}"
+        if kind == "kafka":
+            self.kafka = KafkaBroker(
+                advertised_client={0: self.bootstrap_servers},
+                extra_listeners={"DIRECT": "PLAINTEXT"},
+                data_dir=folder / "kafka",
+                heap=SMALL_HEAP,
+            )
+            self.proxy = TcpProxy(self.kafka.client_port(0), port=proxy_port)
+            try:
+                self.kafka.start()
+            except BaseException:
+                self.stop()
+                raise
+            self.direct_servers = self.kafka.bootstrap_for("DIRECT")
+        else:
+            broker_port = free_port()
+            self.proxy = TcpProxy(broker_port, port=proxy_port)
+            self._start_tansu(broker_port, folder / "tansu.log")
+
+    def _start_tansu(self, broker_port: int, log_path: Path) -> None:
         self._log = log_path.open("ab")
-        advertised = f"tcp://{self.bootstrap_servers}"
-        self.proc = subprocess.Popen(
+        self._tansu = subprocess.Popen(
             [
                 _resolve_binary(),
                 "broker",
                 "--listener-url",
-                f"tcp://127.0.0.1:{self.broker_port}",
+                f"tcp://127.0.0.1:{broker_port}",
                 "--advertised-listener-url",
-                advertised,
+                f"tcp://{self.bootstrap_servers}",
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -157,17 +192,59 @@ class ProxiedBroker:
                 admin.list_topics(timeout=1)
                 return
             except KafkaException:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
+                if time.monotonic() > deadline or self._tansu.poll() is not None:
                     self.stop()
                     raise
             time.sleep(0.1)
 
     def stop(self) -> None:
+        if self.kafka is not None:
+            self.kafka.stop()
+        if self._tansu is not None:
+            if self._tansu.poll() is None:
+                self._tansu.kill()
+            self._tansu.wait(10)
+        if self._log is not None:
+            self._log.close()
         self.proxy.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self._log.close()
+
+
+class SteadyWriter:
+    """Writes ``order(0)``, ``order(1)``, ... to `producer`'s topic from a thread, about `per_second` a
+    second, until `stop` (or `total`), so a fault lands mid-stream. Sends are not waited for: while the broker
+    is away the Kafka client buffers them. The ids written are ``range(written)``."""
+
+    def __init__(self, producer: AvroProducer, per_second: float = 100.0, total: int | None = None) -> None:
+        self._producer = producer
+        self._pause = 10 / per_second
+        self._total = total
+        self.written = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-writer", daemon=True)
+
+    def start(self) -> SteadyWriter:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and (self._total is None or self.written < self._total):
+            end = self.written + 10 if self._total is None else min(self._total, self.written + 10)
+            for i in range(self.written, end):
+                self._producer.send(f"k{i}".encode(), order(i))
+            self.written = end
+            self._stop.wait(self._pause)
+
+    def wait_written(self, count: int, timeout: float = 60.0) -> None:
+        """Wait until `count` more records than now are written."""
+        wanted = self.written + count
+        wait_for(lambda: self.written >= wanted, timeout, f"{wanted} records written")
+
+    def stop(self) -> int:
+        """Stop writing, wait until every record written is acknowledged, and return how many there are."""
+        self._stop.set()
+        self._thread.join(30)
+        self._producer.flush()
+        return self.written
 
 
 @dataclass(frozen=True)
@@ -201,9 +278,11 @@ def tally(
     *,
     dead_ids: set[int] = frozenset(),  # type: ignore[assignment]
     timeout: float = 60,
+    report: bool = True,
 ) -> Tally:
     """Read the sink (decoding each output's ``id``) and the dead-letter topic (by ``dlq.source.offset``
     count) until every id in `wanted` is accounted for, or `timeout`; count distinct, duplicated, lost.
+    `report`: print and record the tally as the scenario's row (False for a check midway).
 
     Dead letters are identified by the ``x-test-id`` header the fuzz test plants on each input.
     """
@@ -226,14 +305,15 @@ def tally(
             dead[int(record.headers["x-test-id"])] += 1
     accounted = set(outputs) | set(dead)
     duplicated = sum(n - 1 for n in outputs.values()) + sum(n - 1 for n in dead.values())
-    return Tally(
+    result = Tally(
         scenario,
         records_in=len(wanted),
         out=len(set(outputs) & wanted),
         dead_lettered=len(set(dead) & wanted),
         duplicated=duplicated,
         lost=len(wanted - accounted),
-    ).report()
+    )
+    return result.report() if report else result
 
 
 def _has(ids: set[int]) -> Any:
@@ -258,3 +338,13 @@ def counter_once_up(worker: WorkerProcess, name: str, **labels: str) -> float:
     if worker.get("/metrics")[0] != 200:
         return 0.0
     return worker.counter(name, **labels)
+
+
+def outputs_grow(worker: WorkerProcess, by: int, timeout: float, what: str) -> None:
+    """Wait until `worker` has acknowledged `by` more outputs than now: it holds partitions and progresses."""
+    wanted = counter_once_up(worker, "avroflow_records_out_total") + by
+    wait_for(
+        lambda: counter_once_up(worker, "avroflow_records_out_total") >= wanted,
+        timeout,
+        f"{by} more outputs {what}",
+    )

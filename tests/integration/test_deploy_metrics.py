@@ -28,8 +28,10 @@ import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from worker_harness import ON_TANSU
 
 from devstack.brokers import Broker
+from devstack.brokers import test_broker_kind as session_broker_kind
 from devstack.children import stop_child
 
 pytestmark = pytest.mark.integration
@@ -103,6 +105,8 @@ def _worker_env(bootstrap_servers: str, registry_url: str, workdir: Path) -> dic
         AVROFLOW_APP_ID=f"{workdir.name}-group",
         AVROFLOW_LOG_LEVEL="WARNING",
     )
+    if session_broker_kind() == "tansu":
+        env.update(ON_TANSU)
     return env
 
 

@@ -3,6 +3,11 @@ a three-node cluster surviving the loss of a partition leader), and a clean stop
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,3 +92,22 @@ def test_stop_leaves_no_process_and_no_folder() -> None:
     assert not _alive(pid)
     assert not folder.exists()
     kafka.stop()  # twice is fine
+
+
+def test_a_folder_left_by_a_killed_run_is_swept_by_the_next_helper(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = Path(tempfile.mkdtemp(prefix="avroflow-kafka-"))
+    (left / "owner.pid").write_text(str(dead.pid))  # a process that has ended
+    alive = Path(tempfile.mkdtemp(prefix="avroflow-kafka-"))
+    (alive / "owner.pid").write_text(str(os.getpid()))  # this one still runs
+    try:
+        kafka = KafkaBroker()  # not started: making it is enough
+        assert not left.exists()
+        assert alive.exists()
+        assert (kafka.data_dir / "owner.pid").read_text() == str(os.getpid())
+        kafka.stop()
+        assert not kafka.data_dir.exists()
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(left, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -49,7 +50,9 @@ def started() -> Iterator[list[subprocess.Popen[str]]]:
     yield procs
     for proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # not every one leads a process group of its own
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait()
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:

@@ -1,6 +1,8 @@
 """The broker goes away: not there when the worker starts, and cut off mid-run (a TCP proxy in front of the
-broker, because Tansu keeps topics in memory: a restarted broker would come back empty). The worker waits,
-says so, and carries on when the broker is back; no input is lost and the process does not exit."""
+session's kind of broker: every client connection drops and none gets through for longer than the session
+timeout). The worker waits, says so, and carries on when the broker is back; no input is lost and the
+process does not exit. A real broker crash and restart, which Tansu cannot survive (it keeps topics in
+memory), is in test_faults_kafka.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from faults_harness import ProxiedBroker, tally
+from faults_harness import SMALL_HEAP, ProxiedBroker, tally
 from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
@@ -24,6 +26,7 @@ from worker_harness import (
 )
 
 from devstack.broker import TansuBroker
+from devstack.kafka import KafkaBroker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,12 +39,18 @@ def produce_slowly(producer: AvroProducer, total: int) -> None:
 
 
 def test_worker_started_before_the_broker_waits_then_processes(
-    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+    broker_kind: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
-    port = free_port()
-    env = worker_env(f"127.0.0.1:{port}", registry_url, unique_name, source, sink)
+    # Both pick their ports when made, so the worker can be pointed at a broker that is not there yet.
+    broker: KafkaBroker | TansuBroker
+    if broker_kind == "kafka":
+        broker = KafkaBroker(data_dir=tmp_path / "kafka", heap=SMALL_HEAP)
+    else:
+        broker = TansuBroker(port=free_port())
+    stack.callback(broker.stop)
+    env = worker_env(broker.bootstrap_servers, registry_url, unique_name, source, sink)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     stack.callback(worker.stop)
     wait_for(lambda: "Kafka broker unreachable at start" in worker.log(), 60, "the waiting line")
@@ -49,9 +58,7 @@ def test_worker_started_before_the_broker_waits_then_processes(
     worker.check_running()
     assert worker.readyz()[0] != 200
 
-    broker = TansuBroker(port=port)
     broker.start()
-    stack.callback(broker.stop)
     create_topics(broker.bootstrap_servers, [source, sink])
     producer = stack.enter_context(AvroProducer(broker.bootstrap_servers, registry_url, source, INPUT_SCHEMA))
     for i in range(50):
@@ -66,11 +73,11 @@ def test_worker_started_before_the_broker_waits_then_processes(
 
 
 def test_broker_cut_off_mid_run_then_back_nothing_lost(
-    registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+    broker_kind: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
 ) -> None:
     source, sink = f"{unique_name}-in", f"{unique_name}-out"
     register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
-    broker = ProxiedBroker(tmp_path / "tansu.log")
+    broker = ProxiedBroker(broker_kind, tmp_path / "broker")
     stack.callback(broker.stop)
     servers = broker.bootstrap_servers
     create_topics(servers, [source, sink])

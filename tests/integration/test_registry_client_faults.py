@@ -477,3 +477,34 @@ def test_reference_cycles_terminate(server: ScriptedRegistry) -> None:
         schema = client.get_schema(41)
     assert sorted(name for name, _ in schema.resolved_references) == ["A", "B"]
     assert server.count() == 3
+
+
+def test_lookup_keeps_the_references_an_answer_omits(server: ScriptedRegistry) -> None:
+    # Some registries answer a lookup with subject, version, id and schema only. The schema found is the
+    # one asked about, references included: without them it could not be parsed.
+    server.on("GET", "/subjects/currency/versions/1", _version_with_refs("currency", []))
+    server.on(
+        "POST",
+        "/subjects/orders-value",
+        Reply(200, {"subject": "orders-value", "version": 3, "id": 12, "schema": '"order"'}),
+    )
+    refs = (SchemaReference("Currency", "currency", 1),)
+    with make_client(server.url) as client:
+        found = client.lookup("orders-value", '"order"', references=refs)
+    assert (found.schema_id, found.version, found.references) == (12, 3, refs)
+    assert found.resolved_references == (("Currency", '"currency-text"'),)
+
+
+def test_compatibility_against_a_missing_subject_from_an_older_registry(server: ScriptedRegistry) -> None:
+    # Confluent 5.x and Karapace answer 40401 (or 40402) for "latest" of a subject that does not exist;
+    # Confluent 7.x answers compatible. The client gives the 7.x answer either way; a numbered version
+    # that does not exist stays an error.
+    latest = "/compatibility/subjects/new-value/versions/latest"
+    server.on("POST", latest, error(404, 40401, "Subject 'new-value' not found."))
+    server.on("POST", "/compatibility/subjects/other-value/versions/latest", error(404, 40402, "no"))
+    server.on("POST", "/compatibility/subjects/new-value/versions/2", error(404, 40401, "Subject not found"))
+    with make_client(server.url) as client:
+        assert client.test_compatibility("new-value", STRING)
+        assert client.test_compatibility("other-value", STRING, verbose=True).messages == ()
+        with pytest.raises(SubjectNotFound):
+            client.test_compatibility("new-value", STRING, version=2)

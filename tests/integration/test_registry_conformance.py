@@ -215,3 +215,56 @@ def test_tls_with_confluent_client(tmp_path: Path) -> None:
         with SchemaRegistryClient({"url": proc.url, "ssl.ca.location": str(cert)}) as sr:
             round_trip(sr, "encrypted")
             assert sr.get_subjects() == ["encrypted-value"]
+
+
+def test_compatibility_against_a_subject_that_does_not_exist(
+    client: Any, request: pytest.FixtureRequest
+) -> None:
+    """As Confluent Schema Registry 7.x answers it (since confluentinc/schema-registry#1533, reported
+    in #2624 for 7.2.1 and 7.3.3; `CompatibilityResource` on master still does this): a check against
+    the latest version, or against all versions, of a subject that does not exist is compatible, since
+    nothing registered can conflict; a check against a numbered version of it is 40402 (version not
+    found). Confluent 5.x answered 40401 instead; the API reference still lists 40401."""
+    missing = f"{request.node.name}-never-registered-value"
+    assert client.test_compatibility(missing, Schema(PAYMENT_V1, "AVRO")) is True
+    assert client.test_compatibility(missing, Schema(PAYMENT_V1, "AVRO"), verbose=True) is True
+    assert client.test_compatibility_all_versions(missing, Schema(PAYMENT_BAD, "AVRO")) is True
+    with pytest.raises(SchemaRegistryError) as numbered:
+        client.test_compatibility(missing, Schema(PAYMENT_V1, "AVRO"), version=1)
+    assert (numbered.value.http_status_code, numbered.value.error_code) == (404, 40402)
+    assert missing not in client.get_subjects()  # checking registers nothing
+
+
+def with_extras(schema: str, **extras: Any) -> str:
+    parsed = json.loads(schema)
+    parsed.update(extras)
+    return json.dumps(parsed)
+
+
+def test_doc_and_extra_properties_make_a_different_schema(
+    client: Any, request: pytest.FixtureRequest
+) -> None:
+    """Confluent keys a schema on Avro's own rendering of it (``Schema.toString()``), which keeps `doc`
+    and every extra property (Kafka Connect's ``connect.name``, ``connect.version`` ...): a schema that
+    differs only there gets a new id and a new version. Whitespace and key order do not count."""
+    subject = f"{request.node.name}-value"
+    plain = client.register_schema(subject, Schema(PAYMENT_V1, "AVRO"))
+    reordered = json.dumps(dict(reversed(list(json.loads(PAYMENT_V1).items()))), indent=3)
+    assert client.register_schema(f"{subject}-b", Schema(reordered, "AVRO")) == plain
+    documented = client.register_schema(subject, Schema(with_extras(PAYMENT_V1, doc="A payment"), "AVRO"))
+    connect = client.register_schema(
+        subject, Schema(with_extras(PAYMENT_V1, **{"connect.name": "com.acme.Payment"}), "AVRO")
+    )
+    fields = json.loads(PAYMENT_V1)
+    fields["fields"][1]["doc"] = "in cents"
+    field_doc = client.register_schema(subject, Schema(json.dumps(fields), "AVRO"))
+    typed = json.loads(PAYMENT_V1)
+    typed["fields"][0]["type"] = {"type": "string", "avro.java.string": "String"}
+    type_prop = client.register_schema(subject, Schema(json.dumps(typed), "AVRO"))
+    ids = [plain, documented, connect, field_doc, type_prop]
+    assert len(set(ids)) == len(ids), ids
+    assert client.get_versions(subject) == [1, 2, 3, 4, 5]
+    fetched = json.loads(client.get_schema(connect).schema_str)
+    assert fetched["connect.name"] == "com.acme.Payment"  # served as registered
+    found = client.lookup_schema(subject, Schema(with_extras(PAYMENT_V1, doc="A payment"), "AVRO"))
+    assert (found.schema_id, found.version) == (documented, 2)

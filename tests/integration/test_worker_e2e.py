@@ -3,6 +3,7 @@ confluent-kafka reads; poison messages land in the dead-letter topic with their 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_poison_messages_are_dead_lettered_with_reasons_while_the_pipeline_goes_
         "misfit": (
             producer.encode(order(2001, "misfit")),
             "record_does_not_fit_schema",
-            "RecordDoesNotFitSchema",
+            "ValueDoesNotFit",  # a RecordDoesNotFitSchema naming the field, its Avro and Python types
         ),
         "not-a-dict": (
             producer.encode(order(2002, "not-a-dict")),
@@ -237,3 +238,57 @@ def test_avro_keys_are_reencoded_with_the_sink_key_subject(
         key = key_deserializer(record.key, SerializationContext(sink, MessageField.KEY))
         keys.add((key["user"], key["region"]))
     assert keys == {(f"u{i}", "eu") for i in range(10)}
+
+
+#: The test output schema with `amount_cents` as a 32-bit int: the transform's cents overflow it.
+OUTPUT_INT_SCHEMA = json.dumps(
+    {
+        **json.loads(OUTPUT_SCHEMA),
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {"name": "amount_cents", "type": "int"},
+        ],
+    }
+)
+
+
+def test_an_output_int_out_of_range_is_dead_lettered_not_written(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    register(registry_url, f"{sink}-value", OUTPUT_INT_SCHEMA)
+    worker = WorkerProcess(
+        worker_env(bootstrap_servers, registry_url, unique_name, source, sink), tmp_path / "worker.log"
+    )
+    stack.callback(worker.stop)
+    producer = stack.enter_context(AvroProducer(bootstrap_servers, registry_url, source, INPUT_SCHEMA))
+    too_many_cents = {"id": 2, "name": "big", "amount": 30_000_000.0, "marker": ""}  # 3e9 cents > 2**31 - 1
+    producer.send(b"fits", order(1))
+    producer.send(b"overflows", too_many_cents)
+    producer.send(b"fits-too", order(3))
+    producer.flush()
+    worker.start().wait_ready()
+
+    def accounted() -> bool:
+        return worker.counter("avroflow_records_in_total", pipeline="orders") == 3 and (
+            worker.counter("avroflow_records_out_total", pipeline="orders")
+            + worker.counter("avroflow_records_dead_lettered_total", pipeline="orders")
+            == 3
+        )
+
+    wait_for(accounted, timeout=60, what="the three inputs to be accounted for")
+    assert (
+        worker.counter(
+            "avroflow_records_dead_lettered_total", pipeline="orders", reason="record_does_not_fit_schema"
+        )
+        == 1
+    )
+    outputs = consume(bootstrap_servers, sink, expected=2)
+    assert sorted(r.key for r in outputs if r.key) == [b"fits", b"fits-too"]  # nothing written for it
+    [dead] = consume(bootstrap_servers, f"{source}.dlq", expected=1)
+    assert dead.key == b"overflows"
+    assert dead.headers["dlq.error.reason"] == b"record_does_not_fit_schema"
+    assert dead.headers["dlq.error.class"].decode().endswith("ValueDoesNotFit")
+    message = dead.headers["dlq.error.message"].decode()
+    assert "at amount_cents" in message and "int" in message and "3000000000" in message

@@ -41,8 +41,54 @@ def test_a_missing_sink_subject_stops_the_start_naming_it(
     worker = run(
         worker_env(bootstrap_servers, registry_url, unique_name, source, sink), tmp_path / "w.log", stack
     )
-    assert worker.wait(60) == EXIT_PREFLIGHT
+    assert worker.wait(60) == EXIT_PREFLIGHT  # after AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS (2 s here)
     assert f"sink subject {sink}-value does not exist" in worker.log()
+    assert f"sink subject {sink}-value not found" in worker.log()  # asked again before giving up
+
+
+def test_a_sink_subject_registered_within_the_retry_time_is_waited_for(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    # A registry that has just restarted may not know the subject yet: "does not exist" is asked again.
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    env = worker_env(
+        bootstrap_servers,
+        registry_url,
+        unique_name,
+        source,
+        sink,
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="120",
+    )
+    worker = run(env, tmp_path / "w.log", stack)
+    wait_for(lambda: f"sink subject {sink}-value not found" in worker.log(), 60, "the waiting line")
+    worker.check_running()
+    register(registry_url, f"{sink}-value", OUTPUT_SCHEMA)
+    worker.wait_ready()
+    assert "does not exist" not in worker.log()
+
+
+def test_a_registry_warming_up_at_start_is_waited_for(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
+    registry.stop()
+    env = worker_env(
+        bootstrap_servers,
+        registry.url,
+        unique_name,
+        source,
+        sink,
+        AVROFLOW_SCHEMA_NOT_FOUND_RETRY_SECONDS="60",
+    )
+    worker = run(env, tmp_path / "w.log", stack)
+    wait_for(
+        lambda: "waiting for it before joining the consumer group" in worker.log(), 60, "the waiting line"
+    )
+    registry.warmup_seconds = 5.0
+    registry.start()  # the subject exists, but for 5 s the registry says it does not
+    worker.wait_ready(timeout=90)
+    assert f"sink subject {sink}-value not found" in worker.log()  # it met the warm-up and waited
 
 
 def test_auto_registration_registers_the_declared_sink_schema(

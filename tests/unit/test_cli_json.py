@@ -12,6 +12,7 @@ from typing import Any
 import fastavro
 import pytest
 
+from registry_codecs.unions import NamedRecord
 from workers.avro_json import JsonConversionError, from_json, to_json_default
 
 SCHEMA: dict[str, Any] = {
@@ -156,3 +157,17 @@ def test_a_named_type_is_known_even_when_its_defining_field_is_absent() -> None:
     record = from_json(schema, {"second": [{"at": "2024-01-01T00:00:00Z"}], "third": {"ns.When": {"at": 0}}})
     assert record["second"] == [{"at": datetime(2024, 1, 1, tzinfo=UTC)}]
     assert record["third"] == {"at": 0}
+
+
+def test_avro_json_union_form_naming_a_record_keeps_the_branch() -> None:
+    created = {"type": "record", "name": "Created", "fields": [{"name": "id", "type": "long"}]}
+    deleted = {"type": "record", "name": "Deleted", "fields": [{"name": "id", "type": "long"}]}
+    schema = {
+        "type": "record",
+        "name": "Event",
+        "namespace": "shop",
+        "fields": [{"name": "change", "type": [created, deleted]}],
+    }
+    change = from_json(schema, {"change": {"shop.Deleted": {"id": 3}}})["change"]
+    assert isinstance(change, NamedRecord) and change.avro_name == "shop.Deleted" and change == {"id": 3}
+    assert from_json(schema, {"change": {"Created": {"id": 4}}})["change"].avro_name == "shop.Created"

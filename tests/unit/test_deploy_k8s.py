@@ -267,7 +267,7 @@ def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
 
 
 def test_a_rollout_never_adds_a_pod_beyond_the_current_count(rendered: list[dict[str, Any]]) -> None:
-    # With every partition assigned, a surge pod gets none, never turns ready, and stalls the rollout.
+    # One pod at a time: one rebalance per step (a surge pod would get no partition and sit idle).
     strategy = _find(rendered, "Deployment", "avroflow")["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 

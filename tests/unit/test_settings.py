@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.registry.tls import make_ca
 from workers.settings import VARIABLES, Secret, Settings, SettingsError
 
 REQUIRED = {
@@ -25,12 +26,23 @@ def test_defaults_with_only_the_required_variables() -> None:
     assert settings.app_id == "avroflow"
     assert settings.dlq_suffix == ".dlq"
     assert settings.latest_schema_ttl_seconds == 30.0
+    assert settings.schema_not_found_retry_seconds >= 30.0  # a registry warm-up takes seconds
     assert settings.web_port == 6066
     assert settings.log_level == "INFO"
     assert settings.auto_register_schemas is False
     assert settings.shutdown_timeout_seconds == 20.0
     assert settings.pipelines == "workers.sample:PIPELINES"
     assert settings.dlq_topic_for("orders") == "orders.dlq"
+    assert settings.kafka_idempotent_producer is True
+    assert settings.readiness_broker_timeout_seconds == 30.0
+
+
+def test_the_idempotent_producer_and_the_readiness_timeout_are_read() -> None:
+    settings = load(
+        AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER="false", AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS="4.5"
+    )
+    assert settings.kafka_idempotent_producer is False
+    assert settings.readiness_broker_timeout_seconds == 4.5
 
 
 def test_variables_outside_the_prefix_are_ignored() -> None:
@@ -90,6 +102,8 @@ def test_a_missing_required_variable_is_named(missing: str) -> None:
         ("AVROFLOW_PIPELINES", "workers.sample"),
         ("AVROFLOW_DLQ_SUFFIX", ".dlq/x"),
         ("AVROFLOW_SCHEMA_REGISTRY_CA_FILE", "/nonexistent/ca.pem"),
+        ("AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER", "sometimes"),
+        ("AVROFLOW_READINESS_BROKER_TIMEOUT_SECONDS", "0.5"),
     ],
 )
 def test_a_malformed_value_is_named(variable: str, raw: str) -> None:
@@ -134,8 +148,9 @@ def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
         load(AVROFLOW_KAFKA_SSL_CERTFILE=str(cert))
     with pytest.raises(SettingsError, match="AVROFLOW_SCHEMA_REGISTRY_CERT_FILE"):
         load(AVROFLOW_SCHEMA_REGISTRY_KEY_FILE=str(cert))
-    settings = load(AVROFLOW_KAFKA_SSL_CERTFILE=str(cert), AVROFLOW_KAFKA_SSL_KEYFILE=str(cert))
-    assert settings.kafka_ssl_certfile == cert
+    real_cert, real_key = make_ca(tmp_path).issue(tmp_path, "client", client=True)
+    settings = load(AVROFLOW_KAFKA_SSL_CERTFILE=str(real_cert), AVROFLOW_KAFKA_SSL_KEYFILE=str(real_key))
+    assert settings.kafka_ssl_certfile == real_cert
 
 
 def test_secrets_never_show_in_repr_str_or_errors() -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import aiokafka
 import faust
 import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from workers.app import faust_settings
+from workers.app import create_app, faust_settings
+from workers.kafka_hooks import HookMissing
+from workers.runtime import build_runtime
+from workers.sample import PIPELINES
 from workers.settings import Settings
 
 REQUIRED = {
@@ -62,6 +68,13 @@ def test_plaintext_defaults() -> None:
     assert conf["stream_wait_empty"] is False
 
 
+def test_the_producer_waits_for_every_in_sync_replica() -> None:
+    # acks=all: an output counts as acknowledged (and its input's offset as committable) only once
+    # min.insync.replicas brokers hold it, so a leader killed right after the ack loses nothing.
+    app = faust.App("acks-test", **faust_settings(settings()))
+    assert app.conf.producer_acks == -1
+
+
 def test_sasl_plaintext_and_sasl_ssl(ca_file: Path) -> None:
     planted = "planted-kafka-secret"
     sasl = {
@@ -99,3 +112,47 @@ def test_the_worker_module_imports_without_side_effects() -> None:
     # Importing the app module must not configure logging or touch the network (the CLI imports it lazily).
     code = "import logging, workers.app; assert not logging.getLogger().handlers"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def _built_producer(conf: Settings) -> aiokafka.AIOKafkaProducer:
+    # Faust's own path from its producer service to aiokafka's producer (no network until started).
+    app = create_app(conf, PIPELINES)
+    producer = app.producer._new_producer()
+    await producer.stop()
+    return producer
+
+
+@pytest.mark.parametrize(("raw", "idempotent"), [(None, True), ("false", False)])
+def test_the_producer_is_idempotent_with_acks_all_unless_switched_off(
+    raw: str | None, idempotent: bool
+) -> None:
+    extra = {} if raw is None else {"AVROFLOW_KAFKA_IDEMPOTENT_PRODUCER": raw}
+    producer = asyncio.run(_built_producer(settings(**extra)))
+    # aiokafka keeps a producer id and sequence numbers (its transaction manager) only when idempotent
+    assert (producer._txn_manager is not None) is idempotent
+    assert producer._sender._acks == -1  # acks=all either way
+
+
+def test_the_start_stops_naming_the_producer_hook_when_faust_loses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(faust_aiokafka.Producer, "_settings_extra")
+    with pytest.raises(
+        HookMissing, match=r"aiokafka\.Producer\._settings_extra is gone in faust-streaming \d"
+    ):
+        create_app(settings(), PIPELINES)
+
+
+def test_readiness_follows_fausts_assignment_signal_and_rebalancing_flag() -> None:
+    conf = settings()
+
+    async def scenario() -> None:
+        runtime = build_runtime(conf, PIPELINES)
+        app = create_app(conf, PIPELINES, runtime=runtime)
+        assert "no partitions assigned" in runtime.readiness.reasons()
+        await app.on_partitions_assigned.send(set())  # an empty assignment: more workers than partitions
+        assert "no partitions assigned" not in runtime.readiness.reasons()
+        app.rebalancing = True
+        assert runtime.readiness.rebalancing()
+
+    asyncio.run(scenario())
