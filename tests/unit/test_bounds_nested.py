@@ -218,10 +218,10 @@ def test_the_documented_bounds_hold_as_numbers() -> None:
     with pytest.raises(BodyOutOfBounds, match="over 65536"):
         check_body(nulls, zigzag(65537) + EMPTY_ARRAY)
     node = parse_avro(json.dumps(NODE))
-    fits = (zigzag(1) + zigzag(1)) * 249 + zigzag(1) + zigzag(0)  # 250 nodes: 499 levels
-    check_body(node, fits)
-    with pytest.raises(BodyOutOfBounds, match="deeper than 500"):
-        check_body(node, (zigzag(1) + zigzag(1)) * 250 + zigzag(1) + zigzag(0))
+    # (1, 1) * n + (1, 0): n + 1 nodes, one level each, the last one with an empty array
+    check_body(node, (zigzag(1) + zigzag(1)) * (MAX_DEPTH - 1) + zigzag(1) + zigzag(0))  # MAX_DEPTH levels
+    with pytest.raises(BodyOutOfBounds, match=f"deeper than {MAX_DEPTH}"):
+        check_body(node, (zigzag(1) + zigzag(1)) * MAX_DEPTH + zigzag(1) + zigzag(0))
 
 
 def test_a_block_byte_size_of_zero_is_accepted_for_items_that_take_no_bytes() -> None:

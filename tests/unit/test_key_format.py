@@ -12,7 +12,7 @@ from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, transform
 from prometheus_client import CollectorRegistry
 from test_processing import MemoryRegistry, Message, avro, order
 
-from registry_codecs import RegisteredSchema, RegistryUnavailable, frame
+from registry_codecs import RegisteredSchema, RegistryUnavailable, SubjectNotFound, frame
 from registry_codecs.metrics import CodecMetrics
 from workers.pipeline import Pipeline
 from workers.processing import DEAD, OUT, Backoff, PipelineRunner
@@ -42,7 +42,7 @@ class Setup:
         self.registry.register("orders-value", INPUT_SCHEMA)
         self.registry.register("orders-out-value", OUTPUT_SCHEMA)
         self.key_id = self.registry.register("orders-key", KEY_SCHEMA)
-        self.sink_key_id = self.registry.register("orders-out-key", SINK_KEY_SCHEMA)
+        self.sink_key_id = self.registry.register("orders-out-key", SINK_KEY_SCHEMA) if key_subject else -1
         pipeline = Pipeline(
             "orders", "orders", "orders-out", transform, reader_schema=INPUT_SCHEMA, key_format=key_format
         )
@@ -56,7 +56,7 @@ class Setup:
             codec_metrics=CodecMetrics.create(self.collector),
         )
         if key_subject:
-            self.runner.use_key_subject()
+            self.runner.keys.resolve()
 
     def good_key(self) -> bytes:
         return frame(self.key_id, avro(KEY_SCHEMA, {"user": "u1"}))
@@ -80,12 +80,18 @@ def test_a_good_avro_key(key_format: str, reencodes: bool) -> None:
     assert outcome.sends[0].key == (setup.reencoded() if reencodes else setup.good_key())
 
 
-@pytest.mark.parametrize("key_format", ["raw", "avro", "auto"])
+@pytest.mark.parametrize("key_format", ["raw", "auto"])
 def test_without_a_sink_key_subject_every_key_is_carried_as_it_is(key_format: str) -> None:
     setup = Setup(key_format, key_subject=False)
     for key in (setup.good_key(), PLAIN_KEY, UNKNOWN_ID_KEY, None):
         outcome = setup.runner.process(Message(order(1), key=key))
         assert (outcome.kind, outcome.sends[0].key) == (OUT, key)
+
+
+def test_avro_keys_without_a_sink_key_subject_hold_the_record_back_never_carry_it_raw() -> None:
+    setup = Setup("avro", key_subject=False)
+    with pytest.raises(SubjectNotFound):
+        setup.runner.process(Message(order(1), key=setup.good_key()))
 
 
 @pytest.mark.parametrize(
@@ -104,7 +110,7 @@ def test_auto_carries_a_key_that_is_not_avro_as_it_is(key: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("key", "reason"),
-    [(PLAIN_KEY, "framing"), (SHORT_KEY, "framing"), (UNKNOWN_ID_KEY, "unknown_schema")],
+    [(PLAIN_KEY, "key_framing"), (SHORT_KEY, "key_framing"), (UNKNOWN_ID_KEY, "key_unknown_schema")],
     ids=["plain", "short", "unknown"],
 )
 def test_avro_dead_letters_a_key_that_is_not_avro(key: bytes, reason: str) -> None:
@@ -162,6 +168,6 @@ def test_a_frame_of_just_a_header_is_a_key_when_its_schema_takes_no_bytes() -> N
     empty = json.dumps({"type": "record", "name": "NoKey", "fields": []})
     key_id = setup.registry.register("orders-key", empty)
     sink_key_id = setup.registry.register("orders-out-key", empty.replace("NoKey", "OutNoKey"))
-    setup.runner.use_key_subject()
+    setup.runner.keys.resolve()
     outcome = setup.runner.process(Message(order(1), key=frame(key_id, b"")))  # exactly 5 bytes
     assert outcome.sends[0].key == frame(sink_key_id, b"")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.registry.tls import make_self_signed_cert
 from workers.settings import Secret, Settings, SettingsError, mask_url
 
 REQUIRED = {
@@ -124,7 +125,8 @@ def test_a_key_needs_its_certificate(tmp_path: Path) -> None:
 def test_a_file_setting_names_a_file_that_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     refused("AVROFLOW_KAFKA_SSL_CAFILE", "no such file", AVROFLOW_KAFKA_SSL_CAFILE=str(tmp_path))  # a folder
     monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "ca.pem").write_text("ca")
+    cert, _ = make_self_signed_cert(tmp_path / "made")  # the CA file is read as PEM when settings load
+    (tmp_path / "ca.pem").write_bytes(cert.read_bytes())
     assert load(AVROFLOW_KAFKA_SSL_CAFILE="~/ca.pem").kafka_ssl_cafile == tmp_path / "ca.pem"
 
 
