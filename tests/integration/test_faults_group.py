@@ -104,7 +104,7 @@ def test_worker_cut_off_longer_than_the_session_rejoins_nothing_lost(
     written = writer.written
     # The group drops the silent member after its session timeout and gives the other all partitions:
     # everything written so far reaches the sink while the first worker is still cut off.
-    during = tally("", direct, registry_url, sink, "", set(range(written)), timeout=60, report=False)
+    during = tally("", direct, registry_url, sink, "", set(range(written)), timeout=120, report=False)
     assert during.lost == 0, f"inputs stalled on the cut-off worker's partitions: {during}"
     time.sleep(max(0.0, cut_at + CUT_SECONDS - time.monotonic()))
     cut_off.check_running()
