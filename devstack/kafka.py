@@ -38,7 +38,7 @@ from devstack.broker import BrokerError, BrokerStartError, create_topics, free_p
 from devstack.children import ChildService, preexec_for, stop_child
 from devstack.kafka_runtime import KafkaRuntimeMissing, java_binary, kafka_classpath
 
-__all__ = ["KafkaBroker", "KafkaRuntimeMissing"]
+__all__ = ["KafkaBroker", "KafkaRuntimeMissing", "new_cluster_id"]
 
 _STOP_GRACE_SECONDS = 15.0
 _LOG_TAIL_CHARS = 3000
@@ -61,6 +61,18 @@ rootLogger.appenderRef.out.ref = out
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64, as Kafka's storage tool takes it).
+
+    One that starts with ``-`` is drawn again: the storage tool's argument parser would read it as an option
+    (one id in 64 would fail the format, as Kafka's own ``Uuid.randomUuid`` also avoids).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 _TEMP_PREFIX = "avroflow-kafka-"
@@ -331,7 +343,7 @@ class KafkaBroker(ChildService):
         return [java_binary(), f"-Xmx{self._heap}", *_JVM_OPTIONS, log4j, "-cp", classpath, main, *args]
 
     def _format_all(self, classpath: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         scram: list[str] = []
         for user, password in self._scram_users.items():
             scram += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
