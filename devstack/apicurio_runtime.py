@@ -20,13 +20,13 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from devstack.kafka_runtime import cache_root
+from devstack.maven_fetch import run_maven
 
 __all__ = ["APICURIO_VERSION", "ApicurioRuntimeMissing", "apicurio_home", "java21_binary"]
 
@@ -137,18 +137,8 @@ def _download(mvn: str, version: str, into: Path) -> Path:
         f"-Dartifact={_COORDINATES.format(version=version)}",
         f"-DoutputDirectory={into}",
     ]
-    try:
-        done = subprocess.run(
-            command, cwd=into.parent, capture_output=True, text=True, timeout=_MAVEN_TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        why = f"Maven did not fetch Apicurio Registry {version} within {_MAVEN_TIMEOUT:.0f} s"
-        raise ApicurioRuntimeMissing(why) from exc
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip()[-2000:]
-        raise ApicurioRuntimeMissing(
-            f"Maven could not fetch Apicurio Registry {version} (exit {done.returncode}):\n{tail}"
-        )
+    what = f"Apicurio Registry {version}"
+    run_maven(command, what, ApicurioRuntimeMissing, timeout=_MAVEN_TIMEOUT, cwd=into.parent)
     archives = sorted(into.glob("*.tar.gz"))
     if not archives:
         raise ApicurioRuntimeMissing(f"Maven ran but copied no Apicurio {version} tarball into {into}")

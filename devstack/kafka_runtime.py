@@ -13,9 +13,10 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
+
+from devstack.maven_fetch import run_maven
 
 __all__ = ["KAFKA_VERSION", "KafkaRuntimeMissing", "cache_root", "java_binary", "kafka_classpath"]
 
@@ -100,13 +101,6 @@ def _copy_dependencies(mvn: str, version: str, into: Path) -> None:
         f"-DoutputDirectory={into}",
         "-DincludeScope=runtime",
     ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=_MAVEN_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        why = f"Maven did not fetch Kafka {version} within {_MAVEN_TIMEOUT:.0f} s"
-        raise KafkaRuntimeMissing(why) from exc
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr).strip()[-2000:]
-        raise KafkaRuntimeMissing(f"Maven could not fetch Kafka {version} (exit {done.returncode}):\n{tail}")
+    run_maven(command, f"Kafka {version}", KafkaRuntimeMissing, timeout=_MAVEN_TIMEOUT)
     if not any(into.glob("kafka_2.13-*.jar")):
         raise KafkaRuntimeMissing(f"Maven ran but copied no kafka_2.13 jar into {into}")
