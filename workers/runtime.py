@@ -96,7 +96,10 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
     metrics = WorkerMetrics.create(collector)
     client = registry_client(settings, codec_metrics)
     readiness = Readiness(
-        registry_max_age=3 * settings.registry_check_interval_seconds,
+        # Three check intervals, plus the longest a ping may take before it answers (each URL's timeout):
+        # a slow answer that comes is not "not heard from".
+        registry_max_age=3 * settings.registry_check_interval_seconds
+        + settings.schema_registry_timeout_seconds * len(settings.schema_registry_urls),
         broker_max_age=settings.readiness_broker_timeout_seconds,
     )
     readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)

@@ -156,3 +156,28 @@ def test_readiness_follows_fausts_assignment_signal_and_rebalancing_flag() -> No
         assert runtime.readiness.rebalancing()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("urls", ["http://r1:8081", "http://r1:8081,http://r2:8081"])
+def test_a_registry_ping_still_in_flight_within_its_timeout_keeps_the_worker_ready(urls: str) -> None:
+    # The readiness ping runs every interval and may take the registry timeout on each URL before it
+    # answers: a slow answer that does come in time is not "not heard from". Seen in CI: interval 0.5 s,
+    # timeout 2 s, a busy machine, an idle worker turned 503 for 2 s between two successful pings.
+    conf = settings(
+        AVROFLOW_SCHEMA_REGISTRY_URL=urls,
+        AVROFLOW_REGISTRY_CHECK_INTERVAL_SECONDS="0.5",
+        AVROFLOW_SCHEMA_REGISTRY_TIMEOUT_SECONDS="2",
+    )
+    now = [100.0]
+    readiness = build_runtime(conf, PIPELINES).readiness
+    readiness.clock = lambda: now[0]
+    readiness.unresolved_subjects.clear()
+    readiness.assignment_received()
+    readiness.broker_ok()
+    readiness.registry_ok()
+    slowest_answer = 3 * 0.5 + 2 * len(conf.schema_registry_urls)  # a few late timer ticks, each URL timing out
+    now[0] += slowest_answer - 0.01
+    readiness.broker_ok()
+    assert readiness.reasons() == []
+    now[0] += 0.02
+    assert readiness.reasons() == [f"schema registry not heard from for {slowest_answer:.0f}s"]
