@@ -1,0 +1,188 @@
+"""Shapes of writer schemas the bounds guard must measure right: named types used many times over (their
+width is worked out once each, not once per use), cycles through more than one named type, maps counting
+as levels like arrays, and the byte size that follows a negative block count checked against the bytes
+really left."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from test_hostile_decode import body_of, decoder, zigzag
+
+from registry_codecs import AvroSerializer, DecodeError, InMemorySchemaLookup, frame
+from registry_codecs.avro import parse_avro
+from registry_codecs.bounds import (
+    MAX_DEPTH,
+    BodyOutOfBounds,
+    BodyTooDeep,
+    DepthGuard,
+    RecordTooDeep,
+    check_body,
+    needs_check,
+)
+
+
+def doubled(levels: int) -> dict[str, Any]:
+    """``T0`` holds a long; each ``Tn`` holds two ``Tn-1`` (the first defined inline, the second by name)."""
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "T0",
+        "namespace": "t",
+        "fields": [{"name": "v", "type": "long"}],
+    }
+    for i in range(1, levels):
+        fields = [{"name": "x", "type": schema}, {"name": "y", "type": f"t.T{i - 1}"}]
+        schema = {"type": "record", "name": f"T{i}", "namespace": "t", "fields": fields}
+    return schema
+
+
+# Measuring these takes one pass per named type; measured once per use it would take 2**40 (a worker stuck
+# on the first record of such a schema). The mark only stops a hang from holding the suite.
+@pytest.mark.timeout(60)
+def test_a_schema_reusing_named_types_forty_levels_deep_is_measured_once_per_type() -> None:
+    items = doubled(40)
+    array = {"type": "array", "items": items}
+    assert not needs_check(parse_avro(json.dumps(array)))  # items take >= 2**39 bytes: bounded by the body
+    guarded = {
+        "type": "record",
+        "name": "Top",
+        "namespace": "t",
+        "fields": [
+            {"name": "many", "type": array},
+            {"name": "nulls", "type": {"type": "array", "items": "null"}},
+        ],
+    }
+    parsed = parse_avro(json.dumps(guarded))
+    assert needs_check(parsed)
+    check_body(parsed, zigzag(0) + zigzag(3) + zigzag(0))
+    with pytest.raises(BodyOutOfBounds, match=r"array block claims 1 items of >= 549755813888 bytes"):
+        check_body(parsed, zigzag(1) + b"\x00" * 100)
+
+
+A_TO_B = {
+    "type": "record",
+    "name": "A",
+    "namespace": "t",
+    "fields": [
+        {
+            "name": "b",
+            "type": [
+                "null",
+                {"type": "record", "name": "B", "fields": [{"name": "a", "type": ["null", "t.A"]}]},
+            ],
+        }
+    ],
+}
+
+
+def a_to_b_body(records: int) -> bytes:
+    """A, B, A, ... `records` records down, each through the second branch of its union, the last null."""
+    return zigzag(1) * (records - 1) + zigzag(0)
+
+
+def a_to_b(records: int) -> dict[str, Any]:
+    """The record of `a_to_b_body` (a union of null and one record takes a plain dict)."""
+    record: dict[str, Any] = {"a": None} if records % 2 == 0 else {"b": None}
+    for i in range(records - 2, -1, -1):
+        record = {"a": record} if i % 2 else {"b": record}
+    return record
+
+
+def test_a_cycle_through_two_named_types_is_bounded_on_decode_and_encode() -> None:
+    lookup = InMemorySchemaLookup()
+    lookup.register("ab-value", json.dumps(A_TO_B))
+    assert needs_check(parse_avro(json.dumps(A_TO_B)))
+    assert DepthGuard.for_schema(parse_avro(json.dumps(A_TO_B))) is not None
+    assert decoder(A_TO_B).decode(frame(1, a_to_b_body(5))) == a_to_b(5)
+    decoder(A_TO_B).decode(frame(1, a_to_b_body(MAX_DEPTH)))
+    with pytest.raises(BodyTooDeep, match=f"deeper than {MAX_DEPTH}"):
+        decoder(A_TO_B).decode(frame(1, a_to_b_body(MAX_DEPTH + 1)))
+    serializer = AvroSerializer(lookup, "ab-value")
+    assert serializer.encode(a_to_b(5)) == frame(1, a_to_b_body(5))
+    with pytest.raises(RecordTooDeep, match=f"deeper than {MAX_DEPTH}"):
+        serializer.encode(a_to_b(MAX_DEPTH + 1))
+
+
+def test_named_types_that_only_use_each_other_one_way_are_not_walked() -> None:
+    # "t.A" sorts before "t.B": a search that took "sorts before" for "is" would call this recursive.
+    one_way = {
+        "type": "record",
+        "name": "B",
+        "namespace": "t",
+        "fields": [
+            {"name": "a", "type": {"type": "record", "name": "A", "fields": [{"name": "n", "type": "long"}]}},
+            {"name": "again", "type": ["null", "t.A"]},
+        ],
+    }
+    parsed = parse_avro(json.dumps(one_way))
+    assert not needs_check(parsed)
+    assert DepthGuard.for_schema(parsed) is None
+
+
+def test_records_that_contain_each_other_with_no_way_out_are_refused_not_a_crash() -> None:
+    # Avro parsers take it, though no finite value exists: every body runs into the depth bound.
+    endless = {
+        "type": "record",
+        "name": "A",
+        "namespace": "t",
+        "fields": [
+            {"name": "b", "type": {"type": "record", "name": "B", "fields": [{"name": "a", "type": "t.A"}]}}
+        ],
+    }
+    holder = {"type": "array", "items": endless}
+    for schema in (endless, holder):
+        with pytest.raises(DecodeError):
+            decoder(schema).decode(frame(1, zigzag(1) + b"\x00" * 10))
+    with pytest.raises(BodyTooDeep):
+        check_body(parse_avro(json.dumps(endless)), b"")
+
+
+MAP_TREE = {
+    "type": "record",
+    "name": "MapTree",
+    "namespace": "t",
+    "fields": [{"name": "children", "type": {"type": "map", "values": "t.MapTree"}}],
+}
+
+
+def map_tree_body(records: int) -> bytes:
+    """`records` records down, each a map of one entry (key "k") but the last, whose map is empty."""
+    return (zigzag(1) + zigzag(1) + b"k") * (records - 1) + zigzag(0) + zigzag(0) * (records - 1)
+
+
+def test_maps_count_as_levels() -> None:
+    records = MAX_DEPTH // 2  # a record and its map per level: MAX_DEPTH levels in all
+    tree: dict[str, Any] = {"children": {}}
+    for _ in range(records - 1):
+        tree = {"children": {"k": tree}}
+    assert body_of(MAP_TREE, tree) == map_tree_body(records)
+    assert decoder(MAP_TREE).decode(frame(1, map_tree_body(records))) is not None
+    with pytest.raises(BodyTooDeep, match=f"deeper than {MAX_DEPTH}"):
+        decoder(MAP_TREE).decode(frame(1, map_tree_body(records + 1)))
+
+
+#: An array of strings in a schema the decoder walks (the array of nulls makes it one).
+STRINGS = {
+    "type": "record",
+    "name": "Strings",
+    "namespace": "t",
+    "fields": [
+        {"name": "names", "type": {"type": "array", "items": "string"}},
+        {"name": "guard", "type": {"type": "array", "items": "null"}},
+    ],
+}
+
+
+def test_a_negative_count_block_size_is_checked_against_the_bytes_really_left() -> None:
+    # one item in a block with its size, then the item ("a": two bytes), the closing count, the empty guard
+    def body(size: int) -> bytes:
+        return zigzag(-1) + zigzag(size) + zigzag(1) + b"a" + zigzag(0) + zigzag(0)
+
+    assert needs_check(parse_avro(json.dumps(STRINGS)))
+    assert decoder(STRINGS).decode(frame(1, body(2))) == {"names": ["a"], "guard": []}
+    # fastavro reads the items, not the size: a size up to the bytes left decodes as it would without the walk
+    assert decoder(STRINGS).decode(frame(1, body(4))) == {"names": ["a"], "guard": []}
+    with pytest.raises(DecodeError, match="array block claims 5 bytes, 4 left"):
+        decoder(STRINGS).decode(frame(1, body(5)))
