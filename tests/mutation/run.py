@@ -35,7 +35,10 @@ UNIT = "tests/unit/"
 
 #: module -> the unit tests that exercise it (the only ones run against its mutants).
 TARGETS: dict[str, tuple[str, list[str]]] = {
-    "delivery": ("workers/delivery.py", ["test_delivery_failures.py", "test_processing.py"]),
+    "delivery": (
+        "workers/delivery.py",
+        ["test_delivery_failures.py", "test_processing.py", "test_processing_edges.py"],
+    ),
     "deadletter": (
         "workers/deadletter.py",
         [
@@ -43,6 +46,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_processing_deadletter.py",
             "test_delivery_failures.py",
             "test_processing.py",
+            "test_processing_edges.py",
         ],
     ),
     "registry_cache": (
@@ -57,6 +61,8 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_settings_defaults.py",
             "test_settings.py",
             "test_settings_docs.py",
+            "test_settings_kafka_tls.py",
+            "test_settings_faust.py",
         ],
     ),
     "processing": (
@@ -67,6 +73,9 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_processing.py",
             "test_processing_outage.py",
             "test_processing_readiness.py",
+            "test_processing_edges.py",
+            "test_processing_unions.py",
+            "test_processing_unknown_ids.py",
         ],
     ),
     "serde": (
@@ -77,9 +86,14 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_memory_lookup.py",
             "test_avro_projection.py",
             "test_hostile_decode.py",
+            "test_avro_strict.py",
+            "test_deep_records.py",
         ],
     ),
-    "bounds": ("registry_codecs/bounds.py", ["test_bounds_nested.py", "test_hostile_decode.py"]),
+    "bounds": (
+        "registry_codecs/bounds.py",
+        ["test_bounds_shapes.py", "test_bounds_nested.py", "test_deep_records.py", "test_hostile_decode.py"],
+    ),
 }
 
 
