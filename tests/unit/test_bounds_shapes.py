@@ -15,6 +15,7 @@ from registry_codecs import AvroSerializer, DecodeError, InMemorySchemaLookup, f
 from registry_codecs.avro import parse_avro
 from registry_codecs.bounds import (
     MAX_DEPTH,
+    BodyGuard,
     BodyOutOfBounds,
     BodyTooDeep,
     DepthGuard,
@@ -186,3 +187,92 @@ def test_a_negative_count_block_size_is_checked_against_the_bytes_really_left() 
     assert decoder(STRINGS).decode(frame(1, body(4))) == {"names": ["a"], "guard": []}
     with pytest.raises(DecodeError, match="array block claims 5 bytes, 4 left"):
         decoder(STRINGS).decode(frame(1, body(5)))
+
+
+NULLS = {"type": "array", "items": "null"}
+
+
+def test_a_guard_walks_the_body_from_its_first_byte_unless_told_otherwise() -> None:
+    guard = BodyGuard.for_schema(parse_avro(json.dumps(NULLS)))
+    assert guard is not None
+    guard.check(zigzag(3) + zigzag(0))
+    with pytest.raises(BodyOutOfBounds, match="over 65536"):
+        guard.check(zigzag(65537) + zigzag(0))  # read from its second byte, this would be 512 nulls
+    guard.check(b"\x00\x00\x00" + zigzag(3) + zigzag(0), 3)
+
+
+def test_a_start_past_the_end_of_the_data_is_refused_as_a_body_running_past_its_end() -> None:
+    with pytest.raises(BodyOutOfBounds, match="past the end"):
+        check_body(parse_avro(json.dumps(NULLS)), zigzag(0), 2)
+
+
+#: A chain of nodes, each with an array of leaves: the leaves of node n are n + 2 levels down.
+LEAVES = {
+    "type": "record",
+    "name": "Stem",
+    "namespace": "t",
+    "fields": [
+        {
+            "name": "leaves",
+            "type": {
+                "type": "array",
+                "items": {"type": "record", "name": "Leaf", "fields": [{"name": "v", "type": "long"}]},
+            },
+        },
+        {"name": "next", "type": ["null", "t.Stem"]},
+    ],
+}
+
+
+def stems_body(stems: int) -> bytes:
+    """`stems` stems down; the last holds one leaf (v = 0), the others none."""
+    return (zigzag(0) + zigzag(1)) * (stems - 1) + zigzag(1) + zigzag(0) + zigzag(0) + zigzag(0)
+
+
+@pytest.mark.parametrize("stems", [MAX_DEPTH - 2, MAX_DEPTH - 1])
+def test_a_record_inside_an_array_is_one_level_below_the_array(stems: int) -> None:
+    # The last stem is at level stems - 1, its array one below, the leaf two below: the leaf is level
+    # MAX_DEPTH (the deepest allowed) for MAX_DEPTH - 2 stems, one past it for MAX_DEPTH - 1.
+    parsed = parse_avro(json.dumps(LEAVES))
+    if stems == MAX_DEPTH - 2:
+        check_body(parsed, stems_body(stems))
+    else:
+        with pytest.raises(BodyTooDeep, match=f"deeper than {MAX_DEPTH}"):
+            check_body(parsed, stems_body(stems))
+
+
+def test_an_array_of_small_items_filling_the_rest_of_the_body_decodes() -> None:
+    small = {
+        "type": "record",
+        "name": "Small",
+        "namespace": "t",
+        "fields": [
+            {"name": "guard", "type": NULLS},
+            {"name": "ints", "type": {"type": "array", "items": "int"}},
+            {"name": "floats", "type": {"type": "array", "items": "float"}},
+        ],
+    }
+    record = {"guard": [None], "ints": list(range(20)), "floats": [0.5] * 3}
+    assert decoder(small).decode(frame(1, body_of(small, record))) == record
+    record = {"guard": [], "ints": [], "floats": [0.5] * 20}
+    assert decoder(small).decode(frame(1, body_of(small, record))) == record
+
+
+def paired(records: int) -> dict[str, Any]:
+    """`a_to_b` with each union branch named by a ``(name, value)`` pair."""
+    record: dict[str, Any] = {"a": None} if records % 2 == 0 else {"b": None}
+    for i in range(records - 2, -1, -1):
+        record = {"a": ("t.A", record)} if i % 2 else {"b": ("t.B", record)}
+    return record
+
+
+def test_union_branches_named_by_pairs_add_no_level_on_encode() -> None:
+    # The serializer's guard on its own: fastavro's writer takes seconds for records this deep.
+    guard = DepthGuard.for_schema(parse_avro(json.dumps(A_TO_B)))
+    assert guard is not None
+    guard.check(paired(MAX_DEPTH))
+    with pytest.raises(RecordTooDeep, match=f"deeper than {MAX_DEPTH}"):
+        guard.check(paired(MAX_DEPTH + 1))
+    lookup = InMemorySchemaLookup()
+    lookup.register("ab-value", json.dumps(A_TO_B))
+    assert AvroSerializer(lookup, "ab-value").encode(paired(5)) == frame(1, a_to_b_body(5))
