@@ -133,7 +133,16 @@ def test_records_that_contain_each_other_with_no_way_out_are_refused_not_a_crash
         ],
     }
     holder = {"type": "array", "items": endless}
-    for schema in (endless, holder):
+    by_name = {
+        "type": "record",
+        "name": "Holder",
+        "namespace": "t",
+        "fields": [
+            {"name": "first", "type": ["null", endless]},
+            {"name": "many", "type": {"type": "array", "items": "t.A"}},
+        ],
+    }
+    for schema in (endless, holder, by_name):
         with pytest.raises(DecodeError):
             decoder(schema).decode(frame(1, zigzag(1) + b"\x00" * 10))
     with pytest.raises(BodyTooDeep):
@@ -276,3 +285,65 @@ def test_union_branches_named_by_pairs_add_no_level_on_encode() -> None:
     lookup = InMemorySchemaLookup()
     lookup.register("ab-value", json.dumps(A_TO_B))
     assert AvroSerializer(lookup, "ab-value").encode(paired(5)) == frame(1, a_to_b_body(5))
+
+
+def test_an_empty_array_inside_a_referenced_schema_is_guarded() -> None:
+    # A schema reference (Confluent's "references"): the field names a type the schema does not define.
+    holder = {
+        "type": "record",
+        "name": "Holder",
+        "namespace": "t",
+        "fields": [{"name": "nulls", "type": NULLS}],
+    }
+    top = {"type": "record", "name": "Top", "namespace": "t", "fields": [{"name": "h", "type": "t.Holder"}]}
+    parsed = parse_avro(json.dumps(top), (("holder", json.dumps(holder)),))
+    assert needs_check(parsed)
+    assert BodyGuard.for_schema(parsed) is not None
+    with pytest.raises(BodyOutOfBounds, match="empty items"):
+        check_body(parsed, zigzag(2**40) + zigzag(0))
+
+
+CHOICES = {
+    "type": "record",
+    "name": "Choices",
+    "namespace": "t",
+    "fields": [
+        {"name": "guard", "type": NULLS},
+        {"name": "choice", "type": ["null", "long", "string"]},
+        {"name": "color", "type": {"type": "enum", "name": "Color", "symbols": ["RED", "GREEN", "BLUE"]}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("choice", "color", "words"),
+    [
+        (-2, 0, "union index -2 out of range"),  # Python would read branch [-2] ("long") from it
+        (-3, 0, "union index -3 out of range"),
+        (0, -1, "enum index -1 out of range"),  # Python would read symbol [-1] ("BLUE") from it
+        (0, -2, "enum index -2 out of range"),
+        (0, 5, "enum index 5 out of range"),  # past the end: the error names the index, not fastavro's
+    ],
+)
+def test_a_union_or_enum_index_out_of_range_is_refused_naming_it(choice: int, color: int, words: str) -> None:
+    valid = zigzag(0) + zigzag(1) + zigzag(7) + zigzag(2)
+    assert decoder(CHOICES).decode(frame(1, valid)) == {"guard": [], "choice": 7, "color": "BLUE"}
+    hostile = zigzag(0) + zigzag(choice) + (zigzag(7) if choice else b"") + zigzag(color)
+    with pytest.raises(DecodeError, match=words):
+        decoder(CHOICES).decode(frame(1, hostile))
+
+
+def test_a_record_too_deep_is_refused_whatever_the_order_of_its_fields() -> None:
+    chain = {
+        "type": "record",
+        "name": "Chain",
+        "namespace": "t",
+        "fields": [{"name": "id", "type": "long"}, {"name": "next", "type": ["null", "Chain"]}],
+    }
+    lookup = InMemorySchemaLookup()
+    lookup.register("chain-value", json.dumps(chain))
+    record: dict[str, Any] = {"next": None, "id": MAX_DEPTH}
+    for i in range(MAX_DEPTH - 1, -1, -1):
+        record = {"next": record, "id": i}  # the scalar last: MAX_DEPTH + 1 records
+    with pytest.raises(RecordTooDeep, match=f"deeper than {MAX_DEPTH}"):
+        AvroSerializer(lookup, "chain-value").encode(record)
