@@ -142,7 +142,9 @@ def test_records_that_contain_each_other_with_no_way_out_are_refused_not_a_crash
             {"name": "many", "type": {"type": "array", "items": "t.A"}},
         ],
     }
-    for schema in (endless, holder, by_name):
+    # and a cycle that goes by name both ways: A holds B by name, B holds A by name
+    both_ways = {**endless, "fields": [*endless["fields"], {"name": "again", "type": "t.B"}]}
+    for schema in (endless, holder, by_name, {"type": "array", "items": both_ways}):
         with pytest.raises(DecodeError):
             decoder(schema).decode(frame(1, zigzag(1) + b"\x00" * 10))
     with pytest.raises(BodyTooDeep):
