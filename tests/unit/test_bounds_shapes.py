@@ -115,6 +115,8 @@ def test_named_types_that_only_use_each_other_one_way_are_not_walked() -> None:
         "fields": [
             {"name": "a", "type": {"type": "record", "name": "A", "fields": [{"name": "n", "type": "long"}]}},
             {"name": "again", "type": ["null", "t.A"]},
+            {"name": "color", "type": {"type": "enum", "name": "Color", "symbols": ["RED"]}},
+            {"name": "hash", "type": {"type": "fixed", "name": "Hash", "size": 4}},
         ],
     }
     parsed = parse_avro(json.dumps(one_way))
@@ -198,6 +200,9 @@ def test_a_negative_count_block_size_is_checked_against_the_bytes_really_left() 
     assert decoder(STRINGS).decode(frame(1, body(4))) == {"names": ["a"], "guard": []}
     with pytest.raises(DecodeError, match="array block claims 5 bytes, 4 left"):
         decoder(STRINGS).decode(frame(1, body(5)))
+    # a reader that skips the field would seek by the size: backwards, for a negative one
+    with pytest.raises(DecodeError, match="array block claims -1 bytes"):
+        decoder(STRINGS).decode(frame(1, body(-1)))
 
 
 NULLS = {"type": "array", "items": "null"}
@@ -349,3 +354,35 @@ def test_a_record_too_deep_is_refused_whatever_the_order_of_its_fields() -> None
         record = {"next": record, "id": i}  # the scalar last: MAX_DEPTH + 1 records
     with pytest.raises(RecordTooDeep, match=f"deeper than {MAX_DEPTH}"):
         AvroSerializer(lookup, "chain-value").encode(record)
+
+
+def test_the_depth_bound_is_the_documented_2000_records() -> None:
+    # workers/README.md: "a linked list of 2,000 records through ["null", "Node"] is the deepest allowed"
+    assert decoder(A_TO_B).decode(frame(1, a_to_b_body(2000))) is not None
+    with pytest.raises(BodyTooDeep, match="deeper than 2000 levels"):
+        decoder(A_TO_B).decode(frame(1, a_to_b_body(2001)))
+
+
+def test_a_count_of_doubles_is_checked_at_eight_bytes_each() -> None:
+    doubles = {
+        "type": "record",
+        "name": "Doubles",
+        "namespace": "t",
+        "fields": [
+            {"name": "guard", "type": NULLS},
+            {"name": "xs", "type": {"type": "array", "items": "double"}},
+        ],
+    }
+    record = {"guard": [], "xs": [0.5] * 20}
+    assert decoder(doubles).decode(frame(1, body_of(doubles, record))) == record
+    with pytest.raises(DecodeError, match="array block claims 2 items of >= 8 bytes, 15 bytes left"):
+        decoder(doubles).decode(frame(1, zigzag(0) + zigzag(2) + b"\x00" * 15))
+
+
+def test_the_items_of_an_array_given_as_a_tuple_are_all_measured() -> None:
+    # An array may be any sequence; a tuple that starts with a string is a union pair only with two items.
+    guard = DepthGuard.for_schema(parse_avro(json.dumps(A_TO_B)))
+    assert guard is not None
+    guard.check(("a", "b", a_to_b(MAX_DEPTH - 1)))
+    with pytest.raises(RecordTooDeep):
+        guard.check(("a", "b", a_to_b(MAX_DEPTH)))
