@@ -15,6 +15,7 @@ from registry_codecs import AvroSerializer, DecodeError, InMemorySchemaLookup, f
 from registry_codecs.avro import parse_avro
 from registry_codecs.bounds import (
     MAX_DEPTH,
+    MAX_EMPTY_ITEMS,
     BodyGuard,
     BodyOutOfBounds,
     BodyTooDeep,
@@ -377,6 +378,16 @@ def test_a_count_of_doubles_is_checked_at_eight_bytes_each() -> None:
     assert decoder(doubles).decode(frame(1, body_of(doubles, record))) == record
     with pytest.raises(DecodeError, match="array block claims 2 items of >= 8 bytes, 15 bytes left"):
         decoder(doubles).decode(frame(1, zigzag(0) + zigzag(2) + b"\x00" * 15))
+    flag = [{"name": "on", "type": "boolean"}, {"name": "name", "type": "string"}]  # a boolean takes a byte
+    flags = {**doubles, "fields": [*doubles["fields"], *flag]}
+    record = {"guard": [], "xs": [0.5], "on": True, "name": "abc"}
+    assert decoder(flags).decode(frame(1, body_of(flags, record))) == record
+    bools = {
+        **doubles,
+        "fields": [doubles["fields"][0], {"name": "xs", "type": {"type": "array", "items": "boolean"}}],
+    }
+    record = {"guard": [], "xs": [True, False] * 10}
+    assert decoder(bools).decode(frame(1, body_of(bools, record))) == record
 
 
 def test_the_items_of_an_array_given_as_a_tuple_are_all_measured() -> None:
@@ -386,3 +397,19 @@ def test_the_items_of_an_array_given_as_a_tuple_are_all_measured() -> None:
     guard.check(("a", "b", a_to_b(MAX_DEPTH - 1)))
     with pytest.raises(RecordTooDeep):
         guard.check(("a", "b", a_to_b(MAX_DEPTH)))
+
+
+def test_a_map_entry_takes_at_least_its_key_byte_and_its_value() -> None:
+    ints = {
+        "type": "record",
+        "name": "Ints",
+        "namespace": "t",
+        "fields": [
+            {"name": "guard", "type": NULLS},
+            {"name": "by_key", "type": {"type": "map", "values": "int"}},
+        ],
+    }
+    record = {"guard": [], "by_key": {str(i): i for i in range(MAX_EMPTY_ITEMS + 10)}}  # not empty items
+    assert decoder(ints).decode(frame(1, body_of(ints, record))) == record
+    with pytest.raises(DecodeError, match="map block claims 6 items of >= 2 bytes, 10 bytes left"):
+        decoder(ints).decode(frame(1, zigzag(0) + zigzag(6) + b"\x00" * 10))
