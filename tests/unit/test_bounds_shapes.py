@@ -336,6 +336,8 @@ CHOICES = {
 def test_a_union_or_enum_index_out_of_range_is_refused_naming_it(choice: int, color: int, words: str) -> None:
     valid = zigzag(0) + zigzag(1) + zigzag(7) + zigzag(2)
     assert decoder(CHOICES).decode(frame(1, valid)) == {"guard": [], "choice": 7, "color": "BLUE"}
+    first = zigzag(0) + zigzag(0) + zigzag(0)  # the first branch and the first symbol
+    assert decoder(CHOICES).decode(frame(1, first)) == {"guard": [], "choice": None, "color": "RED"}
     hostile = zigzag(0) + zigzag(choice) + (zigzag(7) if choice else b"") + zigzag(color)
     with pytest.raises(DecodeError, match=words):
         decoder(CHOICES).decode(frame(1, hostile))
@@ -395,6 +397,8 @@ def test_the_items_of_an_array_given_as_a_tuple_are_all_measured() -> None:
     guard = DepthGuard.for_schema(parse_avro(json.dumps(A_TO_B)))
     assert guard is not None
     guard.check(("a", "b", a_to_b(MAX_DEPTH - 1)))
+    guard.check(("only",))
+    guard.check(())
     with pytest.raises(RecordTooDeep):
         guard.check(("a", "b", a_to_b(MAX_DEPTH)))
 
