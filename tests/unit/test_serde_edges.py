@@ -126,3 +126,20 @@ def test_a_misfit_names_the_schema_id_and_subject() -> None:
     with pytest.raises(serde.CodecError) as caught:
         encoder.encode({"n": "not a long"})
     assert str(caught.value).startswith("record does not fit schema id 1 of subject 's-value' at n")
+
+
+def test_a_string_fastavro_cannot_write_is_refused_naming_its_schema_id() -> None:
+    # A lone surrogate is a str, so it fits "string", but has no UTF-8 form: fastavro's writer refuses it.
+    from registry_codecs import InMemorySchemaLookup, RecordDoesNotFitSchema
+
+    lookup = InMemorySchemaLookup()
+    lookup.register("other-value", SCHEMA)
+    lookup.register(
+        "s-value", json.dumps({"type": "record", "name": "S", "fields": [{"name": "s", "type": "string"}]})
+    )
+    encoder = AvroSerializer(lookup, "s-value")
+    with pytest.raises(
+        RecordDoesNotFitSchema, match="schema id 2 of subject 's-value': UnicodeEncodeError"
+    ) as caught:
+        encoder.encode({"s": "\ud800"})
+    assert caught.value.schema_id == 2
