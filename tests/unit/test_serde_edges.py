@@ -143,3 +143,46 @@ def test_a_string_fastavro_cannot_write_is_refused_naming_its_schema_id() -> Non
     ) as caught:
         encoder.encode({"s": "\ud800"})
     assert caught.value.schema_id == 2
+
+
+def test_a_record_of_a_union_with_null_is_a_plain_dict_beside_a_union_of_records() -> None:
+    # Only a union of several records says its branch (NamedRecord); ["null", R1] gives R1 as a plain dict.
+    import io
+
+    import fastavro
+
+    from registry_codecs import InMemorySchemaLookup, NamedRecord
+
+    r1 = {"type": "record", "name": "R1", "fields": [{"name": "x", "type": "long"}]}
+    r2 = {"type": "record", "name": "R2", "fields": [{"name": "y", "type": "long"}]}
+    schema = {
+        "type": "record",
+        "name": "Top",
+        "namespace": "t",
+        "fields": [{"name": "one", "type": ["null", r1]}, {"name": "two", "type": ["t.R1", r2]}],
+    }
+    lookup = InMemorySchemaLookup()
+    lookup.register("t-value", json.dumps(schema))
+    body = io.BytesIO()
+    fastavro.schemaless_writer(
+        body, fastavro.parse_schema(schema), {"one": {"x": 1}, "two": ("t.R2", {"y": 2})}
+    )
+    record = AvroDeserializer(lookup).decode(frame(1, body.getvalue()))
+    assert record == {"one": {"x": 1}, "two": {"y": 2}}
+    assert type(record["one"]) is dict
+    assert isinstance(record["two"], NamedRecord) and record["two"].avro_name == "t.R2"
+
+
+def test_a_record_too_deep_to_encode_names_the_schema_id_and_subject() -> None:
+    from registry_codecs import InMemorySchemaLookup
+    from registry_codecs.bounds import MAX_DEPTH, RecordTooDeep
+
+    node = {"type": "record", "name": "N", "fields": [{"name": "next", "type": ["null", "N"]}]}
+    lookup = InMemorySchemaLookup()
+    lookup.register("n-value", json.dumps(node))
+    record: dict[str, Any] = {"next": None}
+    for _ in range(MAX_DEPTH):
+        record = {"next": record}
+    with pytest.raises(RecordTooDeep) as caught:
+        AvroSerializer(lookup, "n-value").encode(record)
+    assert str(caught.value).startswith("record does not fit schema id 1 of subject 'n-value': ")
