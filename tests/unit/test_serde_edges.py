@@ -186,3 +186,23 @@ def test_a_record_too_deep_to_encode_names_the_schema_id_and_subject() -> None:
     with pytest.raises(RecordTooDeep) as caught:
         AvroSerializer(lookup, "n-value").encode(record)
     assert str(caught.value).startswith("record does not fit schema id 1 of subject 'n-value': ")
+
+
+def test_a_misfit_at_the_bottom_of_the_deepest_record_allowed_is_named_by_its_path() -> None:
+    from registry_codecs import InMemorySchemaLookup, ValueDoesNotFit
+    from registry_codecs.bounds import MAX_DEPTH
+
+    node = {
+        "type": "record",
+        "name": "N",
+        "fields": [{"name": "id", "type": "long"}, {"name": "next", "type": ["null", "N"]}],
+    }
+    lookup = InMemorySchemaLookup()
+    lookup.register("n-value", json.dumps(node))
+    record: dict[str, Any] = {"id": "not a long", "next": None}
+    for i in range(MAX_DEPTH - 1):  # MAX_DEPTH records: within the depth bound, so checked field by field
+        record = {"id": i, "next": record}
+    with pytest.raises(ValueDoesNotFit) as caught:
+        AvroSerializer(lookup, "n-value").encode(record)
+    assert caught.value.field_path.endswith(".next.id")
+    assert caught.value.field_path.count("next") == MAX_DEPTH - 1
