@@ -48,6 +48,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
             "test_delivery_failures.py",
             "test_processing.py",
             "test_processing_edges.py",
+            "test_key_format.py",
         ],
     ),
     "registry_cache": (
