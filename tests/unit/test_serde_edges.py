@@ -206,3 +206,42 @@ def test_a_misfit_at_the_bottom_of_the_deepest_record_allowed_is_named_by_its_pa
         AvroSerializer(lookup, "n-value").encode(record)
     assert caught.value.field_path.endswith(".next.id")
     assert caught.value.field_path.count("next") == MAX_DEPTH - 1
+
+
+def test_a_subject_that_moves_from_a_recursive_schema_to_a_flat_one_keeps_encoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from registry_codecs import InMemorySchemaLookup
+
+    clock = Clock()
+    monkeypatch.setattr(serde, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(serde, "time", clock)
+    node = {
+        "type": "record",
+        "name": "N",
+        "fields": [{"name": "n", "type": "long"}, {"name": "next", "type": ["null", "N"]}],
+    }
+    lookup = InMemorySchemaLookup()
+    lookup.register("s-value", json.dumps(node))
+    encoder = AvroSerializer(lookup, "s-value")
+    assert encoder.encode({"n": 1, "next": None}) == frame(1, b"\x02\x00")
+    lookup.register("s-value", SCHEMA)  # the new latest version: not recursive
+    clock.now += 2
+    assert encoder.encode({"n": 1}) == frame(2, b"\x02")
+
+
+def test_loading_a_recursive_schema_never_lowers_a_higher_recursion_limit() -> None:
+    import sys
+
+    from registry_codecs import InMemorySchemaLookup
+
+    node = {"type": "record", "name": "N", "fields": [{"name": "next", "type": ["null", "N"]}]}
+    lookup = InMemorySchemaLookup()
+    lookup.register("n-value", json.dumps(node))
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(serde._DEEP_CHECK_FRAMES + 5000)  # the application's own, higher
+    try:
+        AvroSerializer(lookup, "n-value").encode({"next": None})
+        assert sys.getrecursionlimit() == serde._DEEP_CHECK_FRAMES + 5000
+    finally:
+        sys.setrecursionlimit(before)
