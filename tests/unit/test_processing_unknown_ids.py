@@ -70,3 +70,11 @@ def test_a_batch_waits_on_ids_not_found_yet_asks_for_all_of_them_then_dead_lette
     assert runner.compute(batch, outcomes) is None
     assert [o.kind for o in outcomes] == [OUT, DEAD, OUT, DEAD]
     assert {o.reason for o in outcomes if o.kind == DEAD} == {"unknown_schema"}
+
+
+def test_the_unknown_id_right_after_the_one_waited_on_is_asked_for_too(registry: WarmingRegistry) -> None:
+    runner = make_runner(registry)
+    batch = [Message(unknown(50)), Message(unknown(60), offset=1)]
+    registry.warming = {50, 60}
+    assert isinstance(runner.compute(batch, []), SchemaNotFoundYet)
+    assert 60 in registry.asked  # one wait for both, not one each
