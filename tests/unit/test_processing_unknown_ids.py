@@ -78,3 +78,15 @@ def test_the_unknown_id_right_after_the_one_waited_on_is_asked_for_too(registry:
     registry.warming = {50, 60}
     assert isinstance(runner.compute(batch, []), SchemaNotFoundYet)
     assert 60 in registry.asked  # one wait for both, not one each
+
+
+def test_a_message_that_is_not_a_frame_does_not_stop_the_others_being_asked_for(
+    registry: WarmingRegistry,
+) -> None:
+    runner = make_runner(registry)
+    later = list(range(60, 70))
+    batch = [Message(unknown(50)), Message(b"not a frame", offset=1)]
+    batch += [Message(unknown(i), offset=i) for i in later]
+    registry.warming = {50, *later}
+    assert isinstance(runner.compute(batch, []), SchemaNotFoundYet)
+    assert set(later) <= set(registry.asked)
