@@ -94,6 +94,10 @@ def test_rules_and_metadata_are_served_by_id_by_version_and_by_lookup(
                 ("domainRules", "encrypt_ssn", "ENCRYPT", "TRANSFORM")
             ]
             assert schema.metadata == METADATA
+    with RegistryClient(registry.url, max_retries=0) as client:
+        client.get_latest(subject)  # caches the schema by id too: the next read is no request
+        cached = client.get_schema(schema_id)
+    assert [r.name for r in cached.rules] == ["encrypt_ssn"] and cached.metadata == METADATA
 
 
 def test_the_same_text_with_another_rule_set_is_a_new_schema_and_version(

@@ -221,3 +221,13 @@ class _Lookup:
 
     def register(self, subject: str, schema_str: str, schema_type: str = "AVRO", references: Any = ()) -> int:
         raise SubjectNotFound("not here")
+
+
+def test_the_faust_codec_refuses_the_same_way() -> None:
+    from registry_codecs.faust_codec import ConfluentAvroCodec
+
+    codec = ConfluentAvroCodec(lookup=_Lookup(_registered({"domainRules": [ENCRYPT]})), topic="customers")
+    with pytest.raises(SchemaRulesNotSupported, match="encrypt_ssn"):
+        codec.loads(frame(12, b"\x16123-45-6789\x0a"))
+    with pytest.raises(SchemaRulesNotSupported, match="encrypt_ssn"):
+        codec.dumps({"ssn": "123-45-6789", "amount": 5})
