@@ -200,25 +200,35 @@ def validate_pipelines(pipelines: Sequence[Pipeline]) -> tuple[Pipeline, ...]:
     return tuple(pipelines)
 
 
+def load_object(spec: str, what: str) -> Any:
+    """Import the object named by ``"package.module:ATTRIBUTE"`` (`what` names the spec in errors).
+
+    Raises:
+        PipelineError: the spec is malformed, the module cannot be imported, or has no such attribute.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise PipelineError(f"{what} {spec!r}: expected 'package.module:ATTRIBUTE'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineError(f"{what} {spec!r}: cannot import {module_name}: {exc}") from exc
+    value: Any = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise PipelineError(f"{what} {spec!r}: {module_name} has no {attribute}") from None
+    return value
+
+
 def load_pipelines(spec: str) -> tuple[Pipeline, ...]:
     """Import the pipelines named by ``"package.module:ATTRIBUTE"`` (a sequence of `Pipeline`).
 
     Raises:
         PipelineError: the module or attribute does not exist, or holds something else.
     """
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise PipelineError(f"pipelines spec {spec!r}: expected 'package.module:ATTRIBUTE'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PipelineError(f"pipelines spec {spec!r}: cannot import {module_name}: {exc}") from exc
-    value: Any = module
-    for part in attribute.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise PipelineError(f"pipelines spec {spec!r}: {module_name} has no {attribute}") from None
+    value = load_object(spec, "pipelines spec")
     if isinstance(value, Pipeline):
         value = (value,)
     if not isinstance(value, Sequence):
@@ -238,6 +248,7 @@ __all__ = [
     "Transform",
     "TransformResultError",
     "apply_transform",
+    "load_object",
     "load_pipelines",
     "validate_pipelines",
 ]
