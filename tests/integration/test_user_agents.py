@@ -1,0 +1,89 @@
+"""Agents on a Faust app of the user's own (`workers.agents.Avroflow`), in both documented forms: a plain
+function of one record and an async body over the stream. Each gets what a worker pipeline gets: a poison
+message and a raising body are dead-lettered with their reason, a dropped record is counted, a registry
+outage holds records back without acking them (a worker stopped meanwhile leaves them to the next one),
+and every input ends as an output, a counted drop or a dead letter."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from faults_harness import tally
+from pipelines_for_tests import INPUT_SCHEMA, INPUT_SCHEMA_V2, OUTPUT_SCHEMA, order
+from worker_harness import (
+    AvroProducer,
+    WorkerProcess,
+    consume,
+    free_port,
+    pipeline_topics,
+    restartable_registry,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+APP = ["--app", "tests.agents_for_tests:app"]
+
+
+def balanced(worker: WorkerProcess) -> tuple[float, float]:
+    """(inputs, outputs + drops + dead letters) by the worker's own counters."""
+    ended = (
+        worker.counter("avroflow_records_out_total", pipeline="orders")
+        + worker.counter("avroflow_records_dropped_total", pipeline="orders")
+        + worker.counter("avroflow_records_dead_lettered_total", pipeline="orders")
+    )
+    return worker.counter("avroflow_records_in_total", pipeline="orders"), ended
+
+
+@pytest.mark.parametrize("form", ["function", "stream"])
+def test_a_user_agent_dead_letters_poison_and_raising_records_and_holds_back_through_an_outage(
+    form: str, bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
+    v1 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA))
+    v2 = stack.enter_context(AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA_V2))
+    unseen = [v2.encode(order(i, coupon="c")) for i in range(20, 30)]  # a writer id the worker never saw
+    env = worker_env(bootstrap_servers, registry.url, unique_name, source, sink, TEST_AGENT_FORM=form)
+    first = WorkerProcess(env, tmp_path / "first.log", APP).start()
+    stack.callback(first.stop)
+    first.wait_ready(90)
+
+    markers = {5: "raise", 7: "drop", 9: "fanout"}
+    for i in range(20):
+        v1.send(f"k{i}".encode(), order(i, marker=markers.get(i, "")))
+    v1.send_raw(b"poison", b"not a confluent frame")
+    v1.flush()
+    wait_for(lambda: balanced(first) == (21, 21), 60, f"21 inputs ended\n{first.log()[-3000:]}")
+    # 18 inputs with outputs (the fan-out's one input among them), the drop, the poison and the raising one
+    assert first.counter("avroflow_records_out_total", pipeline="orders") == 18
+    assert first.counter("avroflow_records_dropped_total", pipeline="orders") == 1
+    dead = consume(bootstrap_servers, f"{source}.dlq", expected=2, timeout=30)
+    reasons = sorted(d.headers["dlq.error.reason"].decode() for d in dead)
+    assert reasons == ["framing", "transform_failed"], reasons
+    assert sorted(d.key for d in dead) == [b"k5", b"poison"]
+
+    registry.stop()
+    for i, frame in enumerate(unseen, start=20):
+        v2.send_raw(f"k{i}".encode(), frame)
+    v2.flush()
+    wait_for(lambda: first.counter("avroflow_pipeline_stuck", pipeline="orders") == 1, 60, "the agent stuck")
+    assert first.readyz()[0] == 503
+    first.signal(signal.SIGTERM)
+    assert first.wait(30) == 0, first.log()[-3000:]
+
+    # Nothing of the held-back records was acked: the next worker reads them again and writes them out.
+    registry.start()
+    second = WorkerProcess({**env, "AVROFLOW_WEB_PORT": str(free_port())}, tmp_path / "second.log", APP)
+    second.start()
+    stack.callback(second.stop)
+    second.wait_ready(90)
+    wanted = (set(range(30)) - {5, 7}) | {-9}
+    result = tally(f"user agent ({form})", bootstrap_servers, registry.url, sink, "", wanted, report=False)
+    assert result.lost == 0, result
+    assert second.counter("avroflow_records_out_total", pipeline="orders") == 10
+    assert second.counter("avroflow_records_dead_lettered_total", pipeline="orders") == 0
