@@ -7,6 +7,7 @@ and every input ends as an output, a counted drop or a dead letter."""
 from __future__ import annotations
 
 import signal
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -87,3 +88,27 @@ def test_a_user_agent_dead_letters_poison_and_raising_records_and_holds_back_thr
     assert result.lost == 0, result
     assert second.counter("avroflow_records_out_total", pipeline="orders") == 10
     assert second.counter("avroflow_records_dead_lettered_total", pipeline="orders") == 0
+
+
+def test_an_app_started_by_fausts_own_command_resolves_its_sinks_at_the_agents_start(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    # ``faust -A app worker``: no preflight before the consumer joins; the agent resolves its sink subject
+    # before it reads anything, and the guarantees are the same.
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
+    env = worker_env(bootstrap_servers, registry.url, unique_name, source, sink, TEST_AGENT_FORM="stream")
+    command = [sys.executable, "-m", "faust", "-A", "tests.agents_for_tests", "worker", "-l", "info"]
+    worker = WorkerProcess(env, tmp_path / "faust.log", command=command).start()
+    stack.callback(worker.stop)
+    worker.wait_ready(90)
+    with AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA) as producer:
+        for i in range(10):
+            producer.send(f"k{i}".encode(), order(i, marker="raise" if i == 3 else ""))
+        producer.send_raw(b"poison", b"\x00\x00")
+    wait_for(lambda: balanced(worker) == (11, 11), 60, f"11 inputs ended\n{worker.log()[-3000:]}")
+    assert worker.counter("avroflow_records_dead_lettered_total", pipeline="orders") == 2
+    assert "sink schema resolved" in worker.log()
+    wanted = set(range(10)) - {3}
+    result = tally("faust -A", bootstrap_servers, registry.url, sink, "", wanted, report=False)
+    assert result.lost == 0, result
