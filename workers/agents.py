@@ -32,7 +32,7 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from registry_codecs import CodecError
@@ -46,6 +46,7 @@ from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, add_pipeline, new_runtime, preflight
 from workers.settings import Settings
+from workers.typed import RecordType, TypedTransform
 from workers.web import register_views
 
 log = logging.getLogger("avroflow.worker")
@@ -85,6 +86,7 @@ class Avroflow:
         _watch_broker(app, settings, self.runtime)
         register_views(app, self.runtime.collector, self.runtime.readiness, self.runtime.metrics)
         self._declared = _TopicDeclarer(app, self.runtime)
+        self._output_types: dict[str, RecordType] = {}
         app.timer(settings.registry_check_interval_seconds)(self._registry_check())
         for runner in self.runtime.runners.values():
             self._attach(runner)
@@ -105,6 +107,8 @@ class Avroflow:
         *,
         sink: str,
         name: str | None = None,
+        value_type: type | None = None,
+        output_type: type | None = None,
         **options: Any,
     ) -> Callable[[F], F]:
         """Decorate a transform, or an async agent body, as the agent from `source` to `sink`.
@@ -113,6 +117,10 @@ class Avroflow:
             source: the input topic (Avro in the Confluent wire format).
             sink: the output topic, written with the latest schema of ``<sink>-value``.
             name: the pipeline's name (default: the function's name).
+            value_type: a dataclass or `faust.Record` subclass the records arrive as (default: dicts);
+                checked against the reader schema, when there is one, at once.
+            output_type: the type the agent returns, checked against the sink's latest schema before the
+                agent reads anything. Returned dataclasses and records are written as dicts either way.
             options: the other `Pipeline` fields: ``reader_schema``, ``key_format``, ``tombstones``,
                 ``dlq_topic``, ``sink_schema``.
 
@@ -121,10 +129,38 @@ class Avroflow:
         """
 
         def decorate(function: F) -> F:
-            self.add(Pipeline(name or function.__name__, source, sink, _transform_of(function), **options))
+            inputs = RecordType.of(value_type) if value_type is not None else None
+            transform = TypedTransform(_transform_of(function), inputs)
+            pipeline = Pipeline(name or function.__name__, source, sink, transform, **options)
+            reader = pipeline.load_reader_schema()
+            problems = inputs.problems_with(reader, output=False) if inputs and reader else []
+            if problems:
+                raise PipelineError(f"agent {pipeline.name}: value_type: {'; '.join(problems)}")
+            self.add(pipeline)
+            if output_type is not None:
+                self._output_types[pipeline.name] = RecordType.of(output_type)
             return function
 
         return decorate
+
+    def check_output_types(self, runners: Iterable[PipelineRunner] | None = None) -> None:
+        """Hold each agent's ``output_type`` to its sink's latest schema (blocking: registry calls).
+
+        Raises:
+            PreflightError: a type does not match, naming the fields.
+        """
+        for runner in self.runtime.runners.values() if runners is None else runners:
+            record_type = self._output_types.get(runner.pipeline.name)
+            if record_type is None:
+                continue
+            subject = runner.pipeline.sink_value_subject
+            problems = record_type.problems_with(
+                self.runtime.client.get_latest(subject).schema_str, output=True
+            )
+            if problems:
+                raise PreflightError(
+                    f"agent {runner.pipeline.name}: output_type against {subject}: {'; '.join(problems)}"
+                )
 
     def _registry_check(self) -> Callable[[], Any]:
         runtime = self.runtime
@@ -152,6 +188,7 @@ class Avroflow:
             await asyncio.to_thread(preflight, self.runtime, stop, [runner])
         finally:
             stop.set()  # cancelled (the app stopping): the thread stops waiting too
+        await asyncio.to_thread(self.check_output_types, [runner])
 
 
 def _transform_of(function: Callable[..., Any]) -> Any:
@@ -215,7 +252,8 @@ def _add_agent(
     )
     runner.bind(_sender(app), lambda message: app.consumer.ack(message))
     batch, within = settings.batch_size, settings.batch_within_seconds
-    body = pipeline.transform if isinstance(pipeline.transform, AsyncBody) else None
+    body = getattr(pipeline.transform, "inner", pipeline.transform)
+    body = body if isinstance(body, AsyncBody) else None
 
     async def run_pipeline(stream: Any) -> None:
         try:

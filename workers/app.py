@@ -135,6 +135,8 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline] = (), *, app: A
         runtime.readiness.broker_ok()  # the broker has just answered the preflight probe
         if app is None:
             app = create_app(settings, pipelines, runtime=runtime)
+        else:
+            app.avroflow.check_output_types()
     except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
         refused = exc
     if refused is not None:

@@ -53,7 +53,7 @@ def test_an_async_generator_body_runs_as_an_async_body() -> None:
         async for payment in stream:
             yield payment
 
-    assert isinstance(avro.runtime.runners["checked"].pipeline.transform, AsyncBody)
+    assert isinstance(avro.runtime.runners["checked"].pipeline.transform.inner, AsyncBody)
 
 
 def test_what_cannot_run_is_refused_when_declared() -> None:
