@@ -37,6 +37,10 @@ class RecordType:
     cls: type
     fields: tuple[str, ...]
     required: frozenset[str]
+    names: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", frozenset(self.fields))
 
     @classmethod
     def of(cls, value_type: Any) -> RecordType:
@@ -69,12 +73,17 @@ class RecordType:
         Raises:
             RecordTypeMismatch: a field the type requires is not in the record.
         """
-        missing = self.required - record.keys()
-        if missing:
-            raise RecordTypeMismatch(
-                f"{self.cls.__name__} requires {', '.join(sorted(missing))}, not in the decoded record"
-            )
-        return self.cls(**{name: record[name] for name in self.fields if name in record})
+        try:
+            if record.keys() == self.names:  # the usual case: the reader schema is the type's
+                return self.cls(**record)
+            return self.cls(**{name: record[name] for name in self.fields if name in record})
+        except TypeError:
+            missing = self.required - record.keys()
+            if not missing:
+                raise
+        raise RecordTypeMismatch(
+            f"{self.cls.__name__} requires {', '.join(sorted(missing))}, not in the decoded record"
+        )
 
     def problems_with(self, schema_text: str, *, output: bool) -> list[str]:
         """What keeps this type from matching the record schema `schema_text` (empty: it matches).
@@ -101,13 +110,21 @@ class RecordType:
         return problems
 
 
+#: The field names of each dataclass met (`dataclasses.fields` is slow for once per record).
+_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def untyped(value: Any) -> Any:
     """`value` with dataclass and `faust.Record` instances turned into the dicts of their fields."""
-    if isinstance(value, faust.Record):
-        return value.asdict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    return value
+    cls = type(value)
+    names = _DATACLASS_FIELDS.get(cls)
+    if names is None:
+        if isinstance(value, faust.Record):
+            return value.asdict()
+        if not dataclasses.is_dataclass(value) or isinstance(value, type):
+            return value
+        names = _DATACLASS_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
 
 
 class TypedTransform:
