@@ -25,6 +25,8 @@ from worker_harness import (
     worker_env,
 )
 
+from workers.app import EXIT_PREFLIGHT
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 APP = ["--app", "tests.agents_for_tests:app"]
@@ -112,3 +114,35 @@ def test_an_app_started_by_fausts_own_command_resolves_its_sinks_at_the_agents_s
     wanted = set(range(10)) - {3}
     result = tally("faust -A", bootstrap_servers, registry.url, sink, "", wanted, report=False)
     assert result.lost == 0, result
+
+
+def test_typed_records_in_and_out_of_a_user_agent(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
+    env = worker_env(bootstrap_servers, registry.url, unique_name, source, sink, TEST_AGENT_FORM="typed")
+    worker = WorkerProcess(env, tmp_path / "typed.log", APP).start()
+    stack.callback(worker.stop)
+    worker.wait_ready(90)
+    with AvroProducer(bootstrap_servers, registry.url, source, INPUT_SCHEMA) as producer:
+        for i in range(5):
+            producer.send(f"k{i}".encode(), order(i, marker="raise" if i == 2 else ""))
+    wait_for(lambda: balanced(worker) == (5, 5), 60, f"5 inputs ended\n{worker.log()[-3000:]}")
+    assert worker.counter("avroflow_records_dead_lettered_total", pipeline="orders") == 1
+    result = tally("typed agent", bootstrap_servers, registry.url, sink, "", {0, 1, 3, 4}, report=False)
+    assert (result.lost, result.out) == (0, 4), result
+
+
+def test_an_output_type_the_sink_schema_cannot_hold_refuses_the_start_naming_the_field(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)
+    registry = restartable_registry(tmp_path, stack, sink, OUTPUT_SCHEMA)
+    env = worker_env(
+        bootstrap_servers, registry.url, unique_name, source, sink, TEST_AGENT_FORM="typed-wrong"
+    )
+    worker = WorkerProcess(env, tmp_path / "wrong.log", APP).start()
+    stack.callback(worker.stop)
+    assert worker.wait(60) == EXIT_PREFLIGHT, worker.log()[-3000:]
+    assert "OrderOutWrong.currency is not a field of OrderOut" in worker.log()
