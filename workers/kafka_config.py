@@ -2,8 +2,8 @@
 
 `faust_settings` is what the worker's own `faust.App` is built with; a Faust user building their own app
 for `workers.agents.Avroflow` may pass it too (``faust.App(name, **faust_settings(settings))``) or choose
-their own. `kafka_auth` gives the same credentials to the aiokafka clients the worker makes itself (the
-broker probe and readiness watch).
+their own. `kafka_auth` gives the same credentials to every aiokafka client the project makes itself (the
+worker's broker probe and readiness watch, `produce`, `consume`, the demo).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from workers import logs
 from workers.settings import Settings
 
 
-def _credentials(settings: Settings) -> Any:
+def faust_credentials(settings: Settings) -> Any:
+    """Return the `faust` credentials for the settings' security protocol (None for PLAINTEXT)."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -42,7 +43,7 @@ def _credentials(settings: Settings) -> Any:
 
 def kafka_auth(settings: Settings) -> dict[str, Any]:
     """Return the aiokafka security keyword arguments Faust's clients get from these settings."""
-    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
+    return dict(credentials_to_aiokafka_auth(faust_credentials(settings)))
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     session = settings.kafka_session_timeout_seconds
     return {
         "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap_servers],
-        "broker_credentials": _credentials(settings),
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         "autodiscover": False,
         "web_enabled": True,
@@ -77,4 +78,4 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-__all__ = ["faust_settings", "kafka_auth"]
+__all__ = ["faust_credentials", "faust_settings", "kafka_auth"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from registry_codecs import CodecError, CodecMetrics, RegistryAuthError, RegistryClient, RegistryUnavailable
 from registry_codecs.errors import SubjectNotFound
+from workers.clients import registry_client
 from workers.deadletter import scrub
 from workers.pipeline import Pipeline, PipelineError, validate_pipelines
 from workers.processing import Backoff, PipelineRunner
@@ -58,30 +58,6 @@ class Runtime:
     client: RegistryClient
     readiness: Readiness
     runners: dict[str, PipelineRunner]
-
-
-def registry_client(settings: Settings, metrics: CodecMetrics | None = None) -> RegistryClient:
-    """Return a `RegistryClient` configured from the settings (URLs, credentials, TLS, timeouts, TTL)."""
-    username = settings.schema_registry_username
-    password = settings.schema_registry_password
-    token = settings.schema_registry_bearer_token
-
-    def path(value: os.PathLike[str] | None) -> str | None:
-        return os.fspath(value) if value is not None else None
-
-    return RegistryClient(
-        list(settings.schema_registry_urls),
-        basic_auth=(username, password.reveal() if password else "") if username else None,
-        bearer_token=token.reveal() if token else None,
-        ca_file=path(settings.schema_registry_ca_file),
-        cert_file=path(settings.schema_registry_cert_file),
-        key_file=path(settings.schema_registry_key_file),
-        connect_timeout=min(5.0, settings.schema_registry_timeout_seconds),
-        read_timeout=settings.schema_registry_timeout_seconds,
-        latest_ttl=settings.latest_schema_ttl_seconds,
-        unknown_id_grace=settings.schema_not_found_retry_seconds,
-        metrics=metrics,
-    )
 
 
 def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
