@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,7 +43,16 @@ TOMBSTONE: Final = Tombstone()
 Output = Record | Tombstone
 Transform = Callable[[Record], Output | Iterable[Output] | None]
 
-KEY_FORMATS: Final = ("auto", "avro", "raw")
+
+class KeyFormat(StrEnum):
+    """What a pipeline does with keys (see `workers.keys`); a plain string of the same value works too."""
+
+    AUTO = "auto"
+    AVRO = "avro"
+    RAW = "raw"
+
+
+KEY_FORMATS: Final = tuple(k.value for k in KeyFormat)
 #: What happens to a source message whose value is null (a tombstone, as compacted topics use them).
 TOMBSTONE_MODES: Final = ("forward", "transform")
 _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -89,7 +99,7 @@ class Pipeline:
     sink: str
     transform: Transform
     reader_schema: str | None = None
-    key_format: str = "auto"
+    key_format: KeyFormat | str = KeyFormat.AUTO
     dlq_topic: str | None = None
     sink_schema: str | None = None
     tombstones: str = "forward"
@@ -105,6 +115,7 @@ class Pipeline:
             raise PipelineError(f"pipeline {self.name}: source and sink are the same topic {self.source!r}")
         if self.key_format not in KEY_FORMATS:
             raise PipelineError(f"pipeline {self.name}: key_format must be one of {', '.join(KEY_FORMATS)}")
+        object.__setattr__(self, "key_format", KeyFormat(self.key_format))  # typed once, here
         if self.tombstones not in TOMBSTONE_MODES:
             modes = ", ".join(TOMBSTONE_MODES)
             raise PipelineError(f"pipeline {self.name}: tombstones must be one of {modes}")
@@ -240,6 +251,7 @@ __all__ = [
     "KEY_FORMATS",
     "TOMBSTONE",
     "TOMBSTONE_MODES",
+    "KeyFormat",
     "Output",
     "Pipeline",
     "PipelineError",

@@ -246,13 +246,13 @@ def _resolve_sink_key(
 ) -> None:
     """Use the sink's key subject when it exists; with ``key_format="avro"`` it must (waited for a while)."""
     pipeline = runner.pipeline
-    if pipeline.key_format == "raw":
+    if not runner.keys.uses_subject:
         return
     subject = pipeline.sink_key_subject
     try:
         runner.keys.resolve()
     except SubjectNotFound:
-        if pipeline.key_format == "avro":
+        if runner.keys.requires_subject:
             raise _missing_sink_subject(
                 settings, subject, {} if missing_since is None else missing_since, key=True
             ) from None
