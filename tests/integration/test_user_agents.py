@@ -146,3 +146,16 @@ def test_an_output_type_the_sink_schema_cannot_hold_refuses_the_start_naming_the
     stack.callback(worker.stop)
     assert worker.wait(60) == EXIT_PREFLIGHT, worker.log()[-3000:]
     assert "OrderOutWrong.currency is not a field of OrderOut" in worker.log()
+
+
+def test_under_fausts_own_command_a_missing_sink_subject_stops_the_app_naming_it(
+    bootstrap_servers: str, registry_url: str, unique_name: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    source, sink = pipeline_topics(bootstrap_servers, unique_name)  # no <sink>-value registered
+    env = worker_env(bootstrap_servers, registry_url, unique_name, source, sink)
+    command = [sys.executable, "-m", "faust", "-A", "tests.agents_for_tests", "worker", "-l", "info"]
+    worker = WorkerProcess(env, tmp_path / "faust.log", command=command).start()
+    stack.callback(worker.stop)
+    code = worker.wait(90)
+    assert code != 0, worker.log()[-3000:]
+    assert f"sink subject {sink}-value does not exist" in worker.log()
