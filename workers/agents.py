@@ -42,6 +42,7 @@ from workers.batches import BatchReader
 from workers.broker_wait import BrokerWatch
 from workers.deadletter import scrub
 from workers.kafka_config import kafka_auth
+from workers.lag import LagMetrics, LagWatch
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, add_pipeline, new_runtime, preflight
@@ -83,7 +84,8 @@ class Avroflow:
         # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
         fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
         kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
-        _watch_broker(app, settings, self.runtime)
+        self.lag = LagMetrics.create(self.runtime.collector)
+        _watch_broker(app, settings, self.runtime, self.lag)
         register_views(app, self.runtime.collector, self.runtime.readiness, self.runtime.metrics)
         self._declared = _TopicDeclarer(app, self.runtime)
         self._output_types: dict[str, RecordType] = {}
@@ -176,7 +178,8 @@ class Avroflow:
         return check_registry
 
     def _attach(self, runner: PipelineRunner) -> None:
-        _add_agent(self.app, runner, self.settings, self._declared, self._start_pipeline)
+        self.lag.watch_pipeline(runner.pipeline.name)
+        _add_agent(self.app, runner, self.settings, self._start_pipeline, self.lag)
 
     async def _start_pipeline(self, runner: PipelineRunner) -> None:
         """Before the first batch: the sink and dead-letter topics, then the sink subjects if unresolved."""
@@ -202,19 +205,29 @@ def _transform_of(function: Callable[..., Any]) -> Any:
     return function
 
 
-def _watch_broker(app: Any, settings: Settings, runtime: Runtime) -> None:
-    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers."""
+def _watch_broker(app: Any, settings: Settings, runtime: Runtime, lag: LagMetrics) -> None:
+    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers; watch the lag."""
     readiness = runtime.readiness
     readiness.rebalancing = lambda: bool(app.rebalancing)
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Sent after every completed rebalance, with this member's partitions: none is an answer too.
         readiness.assignment_received()
+        lag.rebalances.inc()
 
     app.on_partitions_assigned.connect(assigned)
+    auth = kafka_auth(settings)
     interval = BrokerWatch.interval_for(settings.readiness_broker_timeout_seconds)
-    watch = BrokerWatch(settings.kafka_bootstrap_servers, kafka_auth(settings), readiness, interval)
-    app.task(watch.run)
+    app.task(BrokerWatch(settings.kafka_bootstrap_servers, auth, readiness, interval).run)
+    lag_watch = LagWatch(
+        settings.kafka_bootstrap_servers,
+        auth,
+        app.conf.id,
+        lambda: app.consumer.assignment(),
+        lag,
+        settings.lag_check_interval_seconds,
+    )
+    app.task(lag_watch.run)
 
 
 class _TopicDeclarer:
@@ -243,8 +256,8 @@ def _add_agent(
     app: Any,
     runner: PipelineRunner,
     settings: Settings,
-    declared: _TopicDeclarer,
     start: Callable[[PipelineRunner], Any],
+    lag: LagMetrics,
 ) -> None:
     pipeline = runner.pipeline
     source = app.topic(
@@ -263,7 +276,11 @@ def _add_agent(
             # Iterating the channel subscribes the topic; the batches come off its queue (workers.batches).
             reader = BatchReader(app, aiter(stream.channel), batch, within)
             async for messages in reader:
-                await runner.handle(messages)
+                lag.batch_started(pipeline.name, messages)
+                try:
+                    await runner.handle(messages)
+                finally:
+                    lag.batch_done(pipeline.name)
         except PreflightError as exc:
             log.critical("refusing to run: %s", exc, extra={"pipeline": pipeline.name})
             await app.crash(exc)
