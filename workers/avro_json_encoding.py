@@ -24,14 +24,17 @@ skips it), a number too large for a float is refused (Java makes it Infinity).
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import json
 import math
 import re
 import struct
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from registry_codecs.bounds import MAX_DEPTH
 from workers.avro_json import JsonConversionError
 
 _INT = (-(2**31), 2**31 - 1)
@@ -39,6 +42,9 @@ _LONG = (-(2**63), 2**63 - 1)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 _ESCAPED = re.compile('["\\\\\x00-\x1f\U00010000-\U0010ffff]')
+#: Python frames the walks may need: a few per level (value, union, field) for MAX_DEPTH levels. Python
+#: 3.11 keeps a Python-to-Python call off the C stack, so a higher limit does not risk the C stack here.
+_RECURSION_LIMIT = 8 * MAX_DEPTH + 1000
 _pack_float = struct.Struct("<f").pack
 _pack_double = struct.Struct("<d").pack
 _unpack_float = struct.Struct("<f").unpack_from
@@ -75,7 +81,8 @@ class AvroJsonCodec:
         reader = _Body(body)
         out: list[str] = []
         try:
-            self._emit(self._schema, reader, out)
+            with _deep_enough():
+                self._emit(self._schema, reader, out)
         except RecursionError:
             raise AvroBodyError("nested deeper than this process can print") from None
         if reader.pos != len(body):
@@ -90,14 +97,16 @@ class AvroJsonCodec:
                 path names the field (``change.items[2]``, ``props['k']``).
         """
         try:
-            value = json.loads(text, parse_float=decimal.Decimal, parse_constant=_NON_FINITE.__getitem__)
+            with _deep_enough():  # the C parser counts its levels against the same limit
+                value = json.loads(text, parse_float=decimal.Decimal, parse_constant=_NON_FINITE.__getitem__)
         except ValueError as exc:
             raise AvroJsonError("", f"not JSON: {exc}") from None
         except RecursionError:
             raise AvroJsonError("", "nested deeper than this process can read") from None
         out = bytearray()
         try:
-            self._encode(self._schema, value, out, "")
+            with _deep_enough():
+                self._encode(self._schema, value, out, "")
         except RecursionError:
             raise AvroJsonError("", "nested deeper than this process can encode") from None
         return bytes(out)
@@ -244,6 +253,19 @@ class AvroJsonCodec:
                 path, f"fixed {node['name']} holds {node['size']} bytes, got a string of {len(data)}"
             )
         out += data
+
+
+@contextlib.contextmanager
+def _deep_enough() -> Iterator[None]:
+    """Records nested to `MAX_DEPTH` levels (what the codec reads and writes) print and read back."""
+    before = sys.getrecursionlimit()
+    if before < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
+    try:
+        yield
+    finally:
+        if before < _RECURSION_LIMIT:
+            sys.setrecursionlimit(before)
 
 
 _EMIT_COMPLEX: dict[str, Callable[[AvroJsonCodec, Any, Any, list[str]], None]] = {

@@ -440,3 +440,30 @@ def test_repository_schemas_are_found() -> None:
         "avroflow.events.EnrichedAppEvent.avsc",
         "avroflow.events.AppEvent.v1.avsc",
     }
+
+
+def test_records_nested_to_the_codec_depth_limit_print_and_read_back() -> None:
+    from registry_codecs.bounds import MAX_DEPTH
+
+    schema = HARD["recursion"]
+    levels = MAX_DEPTH - 1  # the top record and MAX_DEPTH - 1 more through "next"
+    body = b"".join(b"\x02a\x00\x02" for _ in range(levels)) + b"\x02a\x00\x00"  # label, children, next
+    text = codec(schema).to_json(body)
+    assert text.count('{"tree.Node":') == levels
+    assert codec(schema).from_json(text) == body
+
+
+def test_a_record_nested_past_what_the_process_can_walk_is_a_clear_error() -> None:
+    schema = HARD["recursion"]
+    levels = 20_000
+    body = b"".join(b"\x02a\x00\x02" for _ in range(levels)) + b"\x02a\x00\x00"
+    with pytest.raises(AvroBodyError, match="nested deeper"):
+        codec(schema).to_json(body)
+    text = (
+        '{"label":"a","children":[],"next":{"tree.Node":' * levels
+        + '{"label":"a","children":[],"next":null'
+        + "}}" * levels
+        + "}"
+    )
+    with pytest.raises(AvroJsonError, match="nested deeper"):
+        codec(schema).from_json(text)
