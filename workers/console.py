@@ -141,6 +141,8 @@ class _Encoder:
         if self.key_field not in record:
             raise LineError(f"line {number}: no field {self.key_field!r} for the key")
         key = record[self.key_field]
+        if self.avro_json is not None and isinstance(key, dict) and len(key) == 1:
+            [key] = key.values()  # {"string": "u1"}: the union's value, not its wrapper
         text = key if isinstance(key, str) else json.dumps(key, default=to_json_default)
         return text.encode("utf-8")
 
