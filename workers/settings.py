@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from registry_codecs.redact import mask_secrets
+
 PREFIX: Final = "AVROFLOW_"
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -28,7 +30,6 @@ LOG_FORMATS: Final = ("logfmt", "json")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-_USERINFO: Final = re.compile(r"(?<=://)[^/@]*@")
 _PIPELINES_SPEC: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 N = TypeVar("N", int, float)
@@ -67,8 +68,8 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """Return `url` with any ``user:password@`` part replaced by ``***@``."""
-    return _USERINFO.sub("***@", url)
+    """Return `url` with any ``user:password@`` part replaced by ``***@`` (`mask_secrets`)."""
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -119,6 +120,7 @@ class Settings:
     retry_backoff_max_seconds: float = 10.0
     registry_check_interval_seconds: float = 5.0
     readiness_broker_timeout_seconds: float = 30.0
+    lag_check_interval_seconds: float = 15.0
     # Process
     web_host: str = "0.0.0.0"  # noqa: S104 - a container's probes reach the pod IP, not loopback
     web_port: int = 6066
@@ -353,6 +355,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_backoff_max_seconds": _seconds,
     "registry_check_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "readiness_broker_timeout_seconds": _number(float, 1.0, "a number of seconds"),
+    "lag_check_interval_seconds": _number(float, 1.0, "a number of seconds"),
     "web_port": _number(int, 1, "a TCP port", 65535),
     "log_level": _choice(LOG_LEVELS),
     "log_format": _choice(LOG_FORMATS, upper=False),
