@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from registry_codecs.avro import parse_registered
-from registry_codecs.errors import CodecError, RegistryError, SubjectNotFound
+from registry_codecs.errors import CodecError, SubjectNotFound
 from registry_codecs.framing import HEADER_SIZE, header, looks_framed
 from registry_codecs.registry import RegistryClient
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
@@ -95,7 +95,7 @@ def _with_clients(
         print(
             f"avroflow {command}: {exc} (register a schema first: avroflow schemas register)", file=sys.stderr
         )
-    except (RegistryError, KafkaError, LineError) as exc:
+    except (CodecError, KafkaError, LineError) as exc:  # RegistryError is a CodecError
         print(f"avroflow {command}: {exc}", file=sys.stderr)
     finally:
         client.close()

@@ -168,3 +168,26 @@ def test_consume_prints_an_error_line_not_the_decoded_record(
     assert line["value"] is None and line["schema_id"] is None
     assert line["error"].startswith(f"schema_rules_unsupported: schema id {contract_id} carries")
     assert "encrypt_name" in line["error"]
+
+
+def test_produce_to_a_subject_with_rules_is_one_clear_line_not_a_traceback(
+    bootstrap_servers: str, registry_url: str, unique_name: str, broker: Any
+) -> None:
+    topic = unique_name
+    broker.create_topics([topic], partitions=1)
+    register_with_rules(registry_url, f"{topic}-value", INPUT_SCHEMA, {"domainRules": [ENCRYPT]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    produced = subprocess.run(
+        [sys.executable, "-m", "workers", "produce", topic],
+        input=json.dumps(order(1)) + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert produced.returncode == 1, produced.stderr
+    assert "Traceback" not in produced.stderr, produced.stderr
+    [message] = produced.stderr.strip().splitlines()
+    assert message.startswith("avroflow produce: schema id") and "encrypt_name" in message
