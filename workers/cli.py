@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schemas(subparsers)
     _add_produce(subparsers)
     _add_consume(subparsers)
+    _add_dlq(subparsers)
     demo = subparsers.add_parser(
         "demo",
         help="run the sample pipeline end to end on a local broker and registry",
@@ -176,6 +177,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-running", action="store_true", help="keep the stack up until Ctrl-C")
     demo.set_defaults(handler=_lazy("workers.demo", "cmd_demo"))
     return parser
+
+
+def _add_dlq(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = subparsers.add_parser(
+        "dlq",
+        help="inspect dead letters, or replay them to their source topic",
+        description="Read a dead-letter topic (<source>.dlq): print its records, or send chosen ones back.",
+    )
+    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("inspect", "print each dead letter as a JSON line: reason, source partition and offset, schema id"),
+        ("replay", "send dead letters back to their source topic (or --to) with their key, bytes, headers"),
+    ):
+        action = actions.add_parser(name, parents=[_connection_options()], help=text, description=text)
+        action.add_argument("topic", metavar="TOPIC", help="the dead-letter topic")
+        action.add_argument("--reason", action="append", help="only this dlq.error.reason (repeatable)")
+        action.add_argument(
+            "--since", help="only dead-lettered at or after (ISO-8601, UTC by default, or ms)"
+        )
+        action.add_argument("--until", help="only dead-lettered before (ISO-8601 or ms)")
+        if name == "replay":
+            action.add_argument("--to", metavar="TOPIC", help="send to this topic instead of the source")
+            action.add_argument("--dry-run", action="store_true", help="count what would be replayed")
+        action.set_defaults(handler=_lazy("workers.dlq", f"cmd_{name}"))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
