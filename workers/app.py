@@ -3,9 +3,11 @@
 Source topics are consumed as raw bytes (``raw`` key and value serializers) and decoded inside the agent
 by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
 Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent takes batches
-off its channel's queue (`workers.batches`, not Faust's per-event stream loop) and acks a batch only
-after its outputs and dead letters are acknowledged by the broker; Faust commits acked offsets
-periodically and on shutdown.
+(`workers.faust.batches`: off its channel's queue on the fast path, through Faust's ``take_events`` with
+``AVROFLOW_FAUST_FAST_PATH=false``) and acks a batch only after its outputs and dead letters are
+acknowledged by the broker; Faust commits acked offsets periodically and on shutdown. This module uses
+Faust's public API only; every reach into Faust's internals is in `workers.faust`, whose hooks are
+checked before the worker connects to anything.
 
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
@@ -20,21 +22,24 @@ import asyncio
 import logging
 import os
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from registry_codecs import CodecError
-from workers import fastpath, kafka_hooks, logs
-from workers.batches import BatchReader
+from workers import logs
 from workers.broker_wait import BrokerWatch, KafkaAccessRefused, wait_for_broker
 from workers.deadletter import scrub
 from workers.delivery import Backoff
+from workers.faust import compat, hooks
+from workers.faust.batches import batches
+from workers.faust.compat import HookMissing
+from workers.faust.credentials import aiokafka_auth, broker_credentials
+from workers.faust.worker import QuietWorker
+from workers.gc_tuning import tune_gc
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, build_runtime, preflight, registry_client
@@ -55,30 +60,9 @@ EXIT_PREFLIGHT: Final = 3
 CODEC_THREAD_STACK_BYTES: Final = 32 * 2**20
 
 
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context: ssl.SSLContext | None = None
-    if settings.kafka_uses_ssl:
-        cafile = settings.kafka_ssl_cafile
-        context = ssl.create_default_context(cafile=os.fspath(cafile) if cafile else None)
-        if settings.kafka_ssl_certfile and settings.kafka_ssl_keyfile:
-            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=password.reveal() if password else None,
-        ssl_context=context,
-        mechanism=settings.kafka_sasl_mechanism,
-    )
-
-
 def kafka_auth(settings: Settings) -> dict[str, Any]:
     """Return the aiokafka security keyword arguments Faust's clients get from these settings."""
-    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
+    return aiokafka_auth(settings)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -86,7 +70,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     session = settings.kafka_session_timeout_seconds
     return {
         "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap_servers],
-        "broker_credentials": _credentials(settings),
+        "broker_credentials": broker_credentials(settings),
         "store": "memory://",
         "autodiscover": False,
         "web_enabled": True,
@@ -107,7 +91,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "stream_buffer_maxsize": max(4096, 2 * settings.batch_size),
         # On stop, commit what is acknowledged and cancel the agents; do not wait for the streams to drain:
         # a pipeline stuck on a transient failure would never drain. Its batch is never acked
-        # (processing.claim), so the next owner of the partitions reads that batch again.
+        # (workers.faust.acks.claim), so the next owner of the partitions reads that batch again.
         "stream_wait_empty": False,
         "logging_config": logs.logging_config(settings.log_level, settings.log_format),
     }
@@ -124,9 +108,12 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
-    # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
-    fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
-    kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
+    hooks.install(
+        app,
+        fast_path=settings.faust_fast_path,
+        fetch_max_wait=settings.kafka_fetch_max_wait_seconds,
+        idempotent=settings.kafka_idempotent_producer,
+    )
 
     _watch_broker(app, settings, runtime)
     register_views(app, runtime.collector, runtime.readiness, runtime.metrics)
@@ -195,8 +182,7 @@ def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _
 
     async def run_pipeline(stream: Any) -> None:
         await declared.ensure()
-        # Iterating the channel subscribes the topic; the batches come off its queue (workers.batches).
-        reader = BatchReader(app, aiter(stream.channel), batch, within)
+        reader = batches(app, stream, batch, within, fast_path=settings.faust_fast_path)
         try:
             async for messages in reader:
                 await runner.handle(messages)
@@ -222,34 +208,19 @@ def _sender(app: Any) -> Callable[[Send], Any]:
     return send
 
 
-class _Worker(faust.Worker):
-    """Faust's Worker without the terminal spinner, and with a hard deadline on shutdown."""
+def _deadline_arm(shutdown_timeout: float) -> Callable[[str], None]:
+    """What the worker does on SIGTERM/SIGINT before Faust's own stop: arm a hard deadline on it."""
 
-    def __init__(self, app: Any, *, shutdown_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.spinner = None
-        self._shutdown_timeout = shutdown_timeout
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        # Faust's spinner handler turns the root logger to DEBUG when the level is WARN or above.
-        self.spinner = None
-
-    def _on_sigterm(self) -> None:
-        self._arm_deadline("SIGTERM")
-        super()._on_sigterm()
-
-    def _on_sigint(self) -> None:
-        self._arm_deadline("SIGINT")
-        super()._on_sigint()
-
-    def _arm_deadline(self, signal_name: str) -> None:
+    def arm(signal_name: str) -> None:
         log.info(
             "stopping: no new records, flushing the producer, committing",
-            extra={"signal": signal_name, "deadline_seconds": self._shutdown_timeout},
+            extra={"signal": signal_name, "deadline_seconds": shutdown_timeout},
         )
-        timer = threading.Timer(self._shutdown_timeout, _give_up, args=(self._shutdown_timeout,))
+        timer = threading.Timer(shutdown_timeout, _give_up, args=(shutdown_timeout,))
         timer.daemon = True
         timer.start()
+
+    return arm
 
 
 def _give_up(timeout: float) -> None:
@@ -268,26 +239,40 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
     log.info("starting", extra={"app_id": settings.app_id, "pipelines": ",".join(p.name for p in pipelines)})
     refused: Exception | None = None
     try:
+        # Before connecting to anything: a Faust release that moved a hook fails here, in one line.
+        compat.check(
+            features=hooks.features(
+                fast_path=settings.faust_fast_path, idempotent=settings.kafka_idempotent_producer
+            )
+        )
         runtime = build_runtime(settings, pipelines)
         if not _preflight_until_signal(runtime):
             log.info("stopped before start")
             return EXIT_OK
         runtime.readiness.broker_ok()  # the broker has just answered the preflight probe
         app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
+        log.info(
+            "faust adapter",
+            extra={
+                "fast_path": settings.faust_fast_path,
+                "hooks": ",".join(hooks.installed(app)) or "none",
+                "versions": compat.installed_versions(),
+            },
+        )
+    except (PreflightError, PipelineError, KafkaAccessRefused, HookMissing) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
         return EXIT_PREFLIGHT
-    worker = _Worker(
+    worker = QuietWorker(
         app,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
+        on_stop_signal=_deadline_arm(settings.shutdown_timeout_seconds),
         loglevel=settings.log_level.lower(),
         quiet=True,
         redirect_stdouts=False,
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
-    fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
+    tune_gc()  # after start-up: the app and the imports are never collected again
     threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
     started = time.monotonic()
     try:
