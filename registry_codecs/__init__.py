@@ -19,6 +19,7 @@ from registry_codecs.errors import (
     RecordDoesNotFitSchema,
     RegistryAuthError,
     RegistryError,
+    RegistryNotRetried,
     RegistryUnavailable,
     SchemaNotFound,
     SchemaNotFoundYet,
@@ -36,9 +37,25 @@ from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaRefere
 from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:
-    from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
+    from registry_codecs.faust_codec import (
+        ConfluentAvroCodec,
+        SubjectNameStrategy,
+        UnknownSerializer,
+        check_serializers,
+        check_serializers_at_start,
+        register_codec,
+    )
 
-_FAUST_NAMES = frozenset({"ConfluentAvroCodec", "SubjectNameStrategy", "register_codec"})
+_FAUST_NAMES = frozenset(
+    {
+        "ConfluentAvroCodec",
+        "SubjectNameStrategy",
+        "UnknownSerializer",
+        "check_serializers",
+        "check_serializers_at_start",
+        "register_codec",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -71,6 +88,7 @@ __all__ = [
     "RegistryAuthError",
     "RegistryClient",
     "RegistryError",
+    "RegistryNotRetried",
     "RegistryUnavailable",
     "SchemaLookup",
     "SchemaNotFound",
@@ -80,8 +98,11 @@ __all__ = [
     "SubjectNameStrategy",
     "SubjectNotFound",
     "UnionBranchUnresolved",
+    "UnknownSerializer",
     "ValueDoesNotFit",
     "VersionNotFound",
+    "check_serializers",
+    "check_serializers_at_start",
     "frame",
     "register_codec",
     "schema_id_of",

@@ -30,6 +30,7 @@ from typing import Any, Final
 import faust
 
 from registry_codecs import CodecError
+from registry_codecs.faust_codec import UnknownSerializer, check_serializers
 from workers import logs
 from workers.broker_wait import BrokerWatch, KafkaAccessRefused, wait_for_broker
 from workers.deadletter import scrub
@@ -120,6 +121,7 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     declared = _TopicDeclarer(app, runtime)
     for runner in runtime.runners.values():
         _add_agent(app, runner, settings, declared)
+    check_serializers(app)  # an unregistered codec name stops the start, not every message after it
 
     async def check_registry() -> None:
         try:
@@ -259,7 +261,7 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
                 "versions": compat.installed_versions(),
             },
         )
-    except (PreflightError, PipelineError, KafkaAccessRefused, HookMissing) as exc:
+    except (PreflightError, PipelineError, KafkaAccessRefused, HookMissing, UnknownSerializer) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)

@@ -6,7 +6,7 @@ moved it). `hooks.install` puts them on an app; `fastpath` (eager dispatch, prom
 wait) and `batches` (batches straight off an agent's channel) are the fast path, which
 ``AVROFLOW_FAUST_FAST_PATH=false`` turns off; `producer` makes Faust's producer idempotent; `acks` takes
 a batch's acking away from Faust until its results are durable; `worker` is the process's Faust Worker;
-`credentials` turns the Kafka security settings into Faust's and aiokafka's; `codecs` checks at start
-that every serializer an app's topics name is registered. The rest of the worker uses Faust's public
-API only (``faust.App``, topics, agents, timers, pages, the producer's ``send``).
+and `credentials` turns the Kafka security settings into Faust's and aiokafka's. The rest of the worker
+uses Faust's public API only (``faust.App``, topics, agents, timers, pages, the producer's ``send``, the
+codec registry through `registry_codecs.check_serializers`).
 """
