@@ -24,9 +24,9 @@ consumes, instead of a ``KeyError`` per message after which Faust commits anyway
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from faust.serializers import codecs as faust_codecs
@@ -35,12 +35,9 @@ from faust.types import ModelT
 from registry_codecs.avro import parse_avro
 from registry_codecs.errors import CodecError
 from registry_codecs.metrics import CodecMetrics
-from registry_codecs.registry_http import SINGLE_ROUND
-from registry_codecs.schemas import SchemaLookup
+from registry_codecs.registry_http import one_round
+from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
-
-_A = TypeVar("_A")
-_R = TypeVar("_R")
 
 
 class SubjectNameStrategy(StrEnum):
@@ -136,14 +133,15 @@ class ConfluentAvroCodec(faust.Codec):
                 record_name = record_full_name(schema)
             subject = subject_name(strategy, topic=topic, is_key=is_key, record_name=record_name)
         self.subject = subject
+        on_loop = _OneRound(lookup)
         self.serializer = AvroSerializer(
-            lookup, subject, metrics=metrics, schema=schema, auto_register=auto_register
+            on_loop, subject, metrics=metrics, schema=schema, auto_register=auto_register
         )
         self.deserializer = AvroDeserializer(
-            lookup, reader_schema=reader_schema, subject=subject, metrics=metrics
+            on_loop, reader_schema=reader_schema, subject=subject, metrics=metrics
         )
-        self._encode = _on_the_loop(self.serializer.encode)
-        self._decode = _on_the_loop(self.deserializer.decode)
+        self._encode = self.serializer.encode
+        self._decode = self.deserializer.decode
         if not self.children:
             # Faust calls codec.loads(bytes) per message; without chained codecs that is the decoder itself.
             self.loads = self._decode  # type: ignore[method-assign,assignment]  # per instance; clones build theirs
@@ -168,22 +166,36 @@ class ConfluentAvroCodec(faust.Codec):
         return super().loads(s)
 
 
-def _on_the_loop(code: Callable[[_A], _R]) -> Callable[[_A], _R]:
-    """`code` with every registry request it makes limited to one round (`registry_http.one_round`).
+class _OneRound:
+    """A `SchemaLookup` whose registry requests make one round, no retries (`registry_http.one_round`).
 
     Faust calls a codec on its event loop, which answers heartbeats and every other stream; a retry round
     there (a backoff sleep, then the requests again) would stop all of it for as long as the registry
-    is down. A cache hit costs no request either way.
+    is down. Only the codec's cache misses come here, so a cache hit costs nothing more.
     """
 
-    def once(arg: _A) -> _R:
-        token = SINGLE_ROUND.set(True)
-        try:
-            return code(arg)
-        finally:
-            SINGLE_ROUND.reset(token)
+    __slots__ = ("_lookup",)
 
-    return once
+    def __init__(self, lookup: SchemaLookup) -> None:
+        self._lookup = lookup
+
+    def get_schema(self, schema_id: int) -> RegisteredSchema:
+        with one_round():
+            return self._lookup.get_schema(schema_id)
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        with one_round():
+            return self._lookup.get_latest(subject)
+
+    def register(
+        self,
+        subject: str,
+        schema_str: str,
+        schema_type: str = "AVRO",
+        references: tuple[SchemaReference, ...] = (),
+    ) -> int:
+        with one_round():
+            return self._lookup.register(subject, schema_str, schema_type, references)
 
 
 #: The key under which a Faust record's representation carries Faust's own metadata (its model's name).

@@ -13,7 +13,7 @@ checked before the worker connects to anything.
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
 then Faust's Worker with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a
 crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, credentials or a certificate the
-registry or the broker refused, an invalid schema).
+registry or the broker refused, an invalid schema, a Faust hook missing from the installed release).
 """
 
 from __future__ import annotations
