@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from registry_codecs.avro import AvroDeserializer, AvroSerializer
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -34,6 +33,7 @@ from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
 from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:

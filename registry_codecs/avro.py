@@ -5,8 +5,8 @@ references are defined, and the result is kept per schema id by the serializer a
 (`registry_codecs.serde`). When a reader schema is given, :func:`read_plan` decides once per writer id
 whether Avro schema resolution is needed at all (not when both schemas have the same shape), whether a
 precomputed projection of the decoded record can do it (`registry_codecs.projection`), or whether
-fastavro's own resolution has to run for every message. The serializer and deserializer classes are
-re-exported here, which is where the shared contract names them.
+fastavro's own resolution has to run for every message. The serializer and deserializer that use these
+plans live in `registry_codecs.serde` (which imports this module, never the other way round).
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastavro
 
 from registry_codecs.errors import SchemaParseError
 from registry_codecs.schemas import RegisteredSchema
-
-if TYPE_CHECKING:
-    from registry_codecs.serde import AvroDeserializer, AvroSerializer
 
 #: Schema attributes that never change how a value is read when writer and reader share everything else.
 _NO_EFFECT_ON_READ = frozenset({"doc", "default", "aliases", "order"})
@@ -153,18 +150,7 @@ def find_misfit(parsed: Any, datum: Any) -> tuple[str, str] | None:
     return None
 
 
-def __getattr__(name: str) -> Any:
-    # The classes live in serde, which imports this module; importing them lazily avoids the cycle.
-    if name in ("AvroSerializer", "AvroDeserializer"):
-        from registry_codecs import serde
-
-        return getattr(serde, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "AvroDeserializer",
-    "AvroSerializer",
     "Projection",
     "ReadPlan",
     "find_misfit",

@@ -15,10 +15,10 @@ schema id or a registry outage loses that message (at most once, on failures). F
 its event loop, so a cache miss makes at most one round of registry requests (one per registry URL, each
 bounded by the client's timeouts) and never a retry round with backoff, which would stall every stream
 and heartbeat; an outage raises `RegistryNotRetried` at once. For decode before the ack, retries without
-acking, dead letters and acks after the broker's, use the worker's pipelines (`workers.pipeline`) or its
-agents, which read raw bytes and decode off the loop. `check_serializers` (run at start by
-`check_serializers_at_start`) makes a serializer name that is not registered fail before the app
-consumes, instead of a ``KeyError`` per message after which Faust commits anyway.
+acking, dead letters and acks after the broker's, use the worker's agents (`workers.agents.Avroflow`) or
+pipelines (`workers.pipeline`), which read raw bytes and decode off the loop. `check_serializers`
+(run at start by `check_serializers_at_start`) makes a serializer name that is not registered fail
+before the app consumes, instead of a ``KeyError`` per message after which Faust commits anyway.
 """
 
 from __future__ import annotations

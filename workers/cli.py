@@ -128,7 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker = subparsers.add_parser(
         "worker",
         help="run the stream worker (settings from AVROFLOW_* variables)",
-        description="Run the Faust worker with the pipelines named by AVROFLOW_PIPELINES until SIGTERM.",
+        description=(
+            "Run the Faust worker until SIGTERM: the pipelines named by AVROFLOW_PIPELINES, or the agents "
+            "of a Faust app of your own (--app)."
+        ),
+    )
+    worker.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help="a faust.App whose agents workers.agents.Avroflow declared, e.g. myproject.streams:app",
     )
     worker.set_defaults(handler=_lazy("workers.cli", "cmd_worker"))
     _add_schemas(subparsers)
@@ -151,17 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker with the settings and pipelines from the environment."""
+    from workers.app import load_app, run_worker
     from workers.pipeline import PipelineError, load_pipelines
     from workers.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
+        if args.app:
+            app = load_app(args.app)
+            return run_worker(app.avroflow.settings, app=app)
         pipelines = load_pipelines(settings.pipelines)
     except (SettingsError, PipelineError) as exc:
         print(f"avroflow worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from workers.app import run_worker
-
     return run_worker(settings, pipelines)
 
 

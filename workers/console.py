@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from registry_codecs.errors import CodecError, RegistryError, SubjectNotFound
-from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE
+from registry_codecs.framing import looks_framed
 from registry_codecs.registry import RegistryClient
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from workers.avro_json import JsonConversionError, from_json, to_json_default
@@ -216,7 +216,7 @@ def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
 def _key(deserializer: AvroDeserializer, key: bytes | None) -> Any:
     if key is None:
         return None
-    if len(key) > HEADER_SIZE and key[0] == MAGIC_BYTE:
+    if looks_framed(key):  # a 5-byte key is a frame too: a record with no fields has an empty body
         try:
             return deserializer.decode(key)
         except CodecError as exc:

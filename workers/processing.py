@@ -60,7 +60,7 @@ from workers.delivery import (
     sort_failure,
 )
 from workers.faust.acks import claim, release
-from workers.keys import KeyConverter
+from workers.keys import key_codec
 from workers.pipeline import TOMBSTONE, Pipeline, apply_transform
 from workers.web import Readiness, WorkerMetrics
 
@@ -110,7 +110,7 @@ class PipelineRunner:
             metrics=codec_metrics,
         )
         self.encoder = AvroSerializer(lookup, pipeline.sink_value_subject, metrics=codec_metrics)
-        self.keys = KeyConverter(pipeline, lookup, codec_metrics, key_recheck_seconds)
+        self.keys = key_codec(pipeline, lookup, codec_metrics, key_recheck_seconds)
         self._lookup = lookup
         self._readiness = readiness
         self._backoff = backoff

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from registry_codecs.redact import mask_secrets
+
 PREFIX: Final = "AVROFLOW_"
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -28,7 +30,6 @@ LOG_FORMATS: Final = ("logfmt", "json")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-_USERINFO: Final = re.compile(r"(?<=://)[^/@]*@")
 _PIPELINES_SPEC: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 N = TypeVar("N", int, float)
@@ -67,8 +68,8 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """Return `url` with any ``user:password@`` part replaced by ``***@``."""
-    return _USERINFO.sub("***@", url)
+    """Return `url` with any ``user:password@`` part replaced by ``***@`` (`mask_secrets`)."""
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -175,9 +175,8 @@ def test_a_registry_ping_still_in_flight_within_its_timeout_keeps_the_worker_rea
     readiness.assignment_received()
     readiness.broker_ok()
     readiness.registry_ok()
-    slowest_answer = 3 * 0.5 + 2 * len(
-        conf.schema_registry_urls
-    )  # a few late timer ticks, each URL timing out
+    # three check intervals, then each URL taking its whole timeout
+    slowest_answer = 3 * 0.5 + 2 * len(conf.schema_registry_urls)
     now[0] += slowest_answer - 0.01
     readiness.broker_ok()
     assert readiness.reasons() == []

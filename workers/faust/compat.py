@@ -207,6 +207,8 @@ HOOKS: Final[tuple[Hook, ...]] = (
     Hook("faust.Worker.on_setup_root_logger", _WORKER, "on_setup_root_logger", _STOP,
          params=("logger", "level")),
     Hook("faust.Worker.spinner", _WORKER, "spinner", _STOP, assigned_in="__init__"),
+    Hook("faust.models.fields.FieldDescriptor.required", _load("faust.models.fields", "FieldDescriptor"),
+         "required", "typed faust.Record agents (workers/typed.py)", assigned_in="__init__"),
     Hook(f"{_AIOKAFKA_DRIVER}.credentials_to_aiokafka_auth", _load(_AIOKAFKA_DRIVER),
          "credentials_to_aiokafka_auth", "the Kafka security settings (workers/faust/credentials.py)",
          params=("credentials",)),
