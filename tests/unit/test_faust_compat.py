@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +127,29 @@ def test_with_the_fast_path_on_its_hooks_are_installed() -> None:
         "idempotent_producer",
     )
     app.consumer._thread.thread_loop.close()
+
+
+def test_a_users_app_whose_avroflow_meets_a_missing_hook_is_refused_with_the_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers import cli
+
+    (tmp_path / "hookless_user_app.py").write_text(
+        "import faust\n"
+        "from workers.agents import Avroflow\n"
+        "from workers.kafka_config import faust_settings\n"
+        "from workers.settings import Settings\n"
+        "settings = Settings.from_env()\n"
+        "app = faust.App('hookless', **faust_settings(settings))\n"
+        "Avroflow(app, settings)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for variable, value in UNREACHABLE.items():
+        monkeypatch.setenv(variable, value)
+    name = "faust.transport.drivers.aiokafka.Producer._settings_extra"
+    monkeypatch.setattr(
+        compat, "HOOKS", _with(name, _copy_without(faust_aiokafka.Producer, "_settings_extra"))
+    )
+    assert cli.main(["worker", "--app", "hookless_user_app:app"]) == EXIT_PREFLIGHT
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"avroflow worker: refusing to start: Faust hook {name} is missing ({VERSIONS})")
