@@ -23,6 +23,7 @@ from registry_codecs.errors import (
     SchemaNotFound,
     SchemaNotFoundYet,
     SchemaParseError,
+    SchemaRulesNotSupported,
     SubjectNotFound,
     UnionBranchUnresolved,
     ValueDoesNotFit,
@@ -32,7 +33,7 @@ from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of
 from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
-from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference, SchemaRule
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from registry_codecs.unions import NamedRecord
 
@@ -95,6 +96,8 @@ __all__ = [
     "SchemaNotFoundYet",
     "SchemaParseError",
     "SchemaReference",
+    "SchemaRule",
+    "SchemaRulesNotSupported",
     "SubjectNameStrategy",
     "SubjectNotFound",
     "UnionBranchUnresolved",

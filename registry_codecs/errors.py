@@ -31,6 +31,28 @@ class SchemaParseError(CodecError, ValueError):
     reason = "invalid_schema"
 
 
+class SchemaRulesNotSupported(CodecError):
+    """The registered schema carries data-contract rules (a Confluent ``ruleSet``) this library does not run.
+
+    Confluent's clients execute such rules when they read or write: CEL conditions, JSONata or CEL
+    migrations between versions, field-level encryption (``ENCRYPT``). Reading or writing as if they were
+    absent would skip a quality check, or write plaintext where the contract says encrypt, so the schema
+    is refused instead. Not retriable: the schema's rules do not change. Rules marked ``"disabled": true``
+    do not count (Confluent's clients skip them too).
+
+    Attributes:
+        schema_id: the schema's id.
+        rules: the enabled rules, as `registry_codecs.schemas.SchemaRule` values.
+    """
+
+    reason = "schema_rules_unsupported"
+
+    def __init__(self, message: str, *, schema_id: int | None = None, rules: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.schema_id = schema_id
+        self.rules = rules
+
+
 class DecodeError(CodecError, ValueError):
     """A frame's Avro body does not decode with its writer schema (truncated, corrupt, wrong schema)."""
 
@@ -190,6 +212,7 @@ __all__ = [
     "SchemaNotFound",
     "SchemaNotFoundYet",
     "SchemaParseError",
+    "SchemaRulesNotSupported",
     "SubjectNotFound",
     "UnionBranchUnresolved",
     "ValueDoesNotFit",

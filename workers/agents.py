@@ -43,6 +43,7 @@ from workers.deadletter import scrub
 from workers.faust import hooks
 from workers.faust.batches import batches
 from workers.kafka_config import kafka_auth
+from workers.lag import LagMetrics, LagWatch
 from workers.pipeline import Pipeline, PipelineError
 from workers.processing import PipelineRunner, Send
 from workers.runtime import PreflightError, Runtime, add_pipeline, new_runtime, preflight
@@ -91,7 +92,8 @@ class Avroflow:
         )
         # `faust -A app worker` / app.main(): a serializer name nobody registered stops the start.
         check_serializers_at_start(app)
-        _watch_broker(app, settings, self.runtime)
+        self.lag = LagMetrics.create(self.runtime.collector)
+        _watch_broker(app, settings, self.runtime, self.lag)
         register_views(app, self.runtime.collector, self.runtime.readiness, self.runtime.metrics)
         self._declared = _TopicDeclarer(app, self.runtime)
         self._output_types: dict[str, RecordType] = {}
@@ -184,7 +186,8 @@ class Avroflow:
         return check_registry
 
     def _attach(self, runner: PipelineRunner) -> None:
-        _add_agent(self.app, runner, self.settings, self._declared, self._start_pipeline)
+        self.lag.watch_pipeline(runner.pipeline.name)
+        _add_agent(self.app, runner, self.settings, self._start_pipeline, self.lag)
 
     async def _start_pipeline(self, runner: PipelineRunner) -> None:
         """Before the first batch: the sink and dead-letter topics, then the sink subjects if unresolved."""
@@ -210,19 +213,29 @@ def _transform_of(function: Callable[..., Any]) -> Any:
     return function
 
 
-def _watch_broker(app: Any, settings: Settings, runtime: Runtime) -> None:
-    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers."""
+def _watch_broker(app: Any, settings: Settings, runtime: Runtime, lag: LagMetrics) -> None:
+    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers; watch the lag."""
     readiness = runtime.readiness
     readiness.rebalancing = lambda: bool(app.rebalancing)
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         # Sent after every completed rebalance, with this member's partitions: none is an answer too.
         readiness.assignment_received()
+        lag.rebalances.inc()
 
     app.on_partitions_assigned.connect(assigned)
+    auth = kafka_auth(settings)
     interval = BrokerWatch.interval_for(settings.readiness_broker_timeout_seconds)
-    watch = BrokerWatch(settings.kafka_bootstrap_servers, kafka_auth(settings), readiness, interval)
-    app.task(watch.run)
+    app.task(BrokerWatch(settings.kafka_bootstrap_servers, auth, readiness, interval).run)
+    lag_watch = LagWatch(
+        settings.kafka_bootstrap_servers,
+        auth,
+        app.conf.id,
+        lambda: app.consumer.assignment(),
+        lag,
+        settings.lag_check_interval_seconds,
+    )
+    app.task(lag_watch.run)
 
 
 class _TopicDeclarer:
@@ -251,8 +264,8 @@ def _add_agent(
     app: Any,
     runner: PipelineRunner,
     settings: Settings,
-    declared: _TopicDeclarer,
     start: Callable[[PipelineRunner], Any],
+    lag: LagMetrics,
 ) -> None:
     pipeline = runner.pipeline
     source = app.topic(
@@ -270,7 +283,11 @@ def _add_agent(
                 body.start(asyncio.get_running_loop())
             reader = batches(app, stream, batch, within, fast_path=settings.faust_fast_path)
             async for messages in reader:
-                await runner.handle(messages)
+                lag.batch_started(pipeline.name, messages)
+                try:
+                    await runner.handle(messages)
+                finally:
+                    lag.batch_done(pipeline.name)
         except PreflightError as exc:
             log.critical("refusing to run: %s", exc, extra={"pipeline": pipeline.name})
             await app.crash(exc)

@@ -40,7 +40,19 @@ examples:
   echo '{"event_id":"e1","user_id":"u1","event_type":"click","occurred_at":"2024-05-01T12:00:00Z"}' \\
     | avroflow produce app-events --key-field user_id
   avroflow consume app-events-enriched --from-beginning --max-messages 10
+  avroflow consume app-events --from-beginning --timeout 5 --format avro-json \
+    | avroflow produce app-events-copy --format avro-json
 """
+
+_FORMATS = ("json", "avro-json")
+_FORMAT_HELP = (
+    "json (default): natural JSON, as described above. avro-json: Avro's JSON encoding, the form "
+    "kafka-avro-console-producer reads and kafka-avro-console-consumer prints: the value only, unions as "
+    '{"<branch full name>": value} (null bare), bytes, fixed and decimals as strings of code points '
+    "0-255 (\\u00XX), timestamps and dates as their long/int, enums as their symbol, every field "
+    'present, NaN and infinities as "NaN", "Infinity", "-Infinity". What consume --format avro-json '
+    "prints, produce --format avro-json writes back as the same bytes."
+)
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -85,9 +97,14 @@ def _add_produce(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             'Accepted JSON: null or the plain value for a nullable union (Avro\'s {"type": value} '
             "form too); epoch milliseconds or an ISO-8601 string for timestamp-millis/micros; an "
             "ISO date or days since the epoch for date; a number or numeric string for decimal; a "
-            "string of code points 0-255 for bytes and fixed."
+            "string of code points 0-255 for bytes and fixed. For a union of several record types, a "
+            "plain object is written as the one record type whose fields it matches (every key a field, "
+            "every field without default present), and refused naming the candidates when none or "
+            "several match. A line that cannot be encoded stops produce with its line number and field "
+            "path (exit 1); the lines before it are produced."
         ),
     )
+    produce.add_argument("--format", choices=_FORMATS, default="json", help=_FORMAT_HELP)
     produce.add_argument("topic", metavar="TOPIC")
     produce.add_argument("--subject", help="value subject (default: TOPIC-value)")
     produce.add_argument("--key-field", metavar="FIELD", help="use this field's value (as UTF-8) as the key")
@@ -103,9 +120,13 @@ def _add_consume(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             'Print one JSON line per message: {"partition", "offset", "timestamp", "key", "schema_id", '
             '"value"}. Timestamps and dates print as ISO-8601 strings, decimals as strings, bytes as '
             "strings of code points 0-255. A message that is not an Avro frame prints with "
-            '"error" and its raw value instead of stopping the tool.'
+            '"error" and its raw value instead of stopping the tool. With --format avro-json, each '
+            "line is the value alone in Avro's JSON encoding, as kafka-avro-console-consumer prints it "
+            "(a tombstone prints as null); a message that is not an Avro frame is skipped and said on "
+            "stderr, and the exit code is then 1."
         ),
     )
+    consume.add_argument("--format", choices=_FORMATS, default="json", help=_FORMAT_HELP)
     consume.add_argument("topic", metavar="TOPIC")
     consume.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
     consume.add_argument("--max-messages", type=_positive_int, metavar="N", help="stop after N messages")

@@ -122,6 +122,7 @@ class Settings:
     retry_backoff_max_seconds: float = 10.0
     registry_check_interval_seconds: float = 5.0
     readiness_broker_timeout_seconds: float = 30.0
+    lag_check_interval_seconds: float = 15.0
     # Process
     web_host: str = "0.0.0.0"  # noqa: S104 - a container's probes reach the pod IP, not loopback
     web_port: int = 6066
@@ -357,6 +358,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_backoff_max_seconds": _seconds,
     "registry_check_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "readiness_broker_timeout_seconds": _number(float, 1.0, "a number of seconds"),
+    "lag_check_interval_seconds": _number(float, 1.0, "a number of seconds"),
     "web_port": _number(int, 1, "a TCP port", 65535),
     "log_level": _choice(LOG_LEVELS),
     "log_format": _choice(LOG_FORMATS, upper=False),
