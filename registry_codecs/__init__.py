@@ -18,6 +18,7 @@ from registry_codecs.errors import (
     RecordDoesNotFitSchema,
     RegistryAuthError,
     RegistryError,
+    RegistryNotRetried,
     RegistryUnavailable,
     SchemaNotFound,
     SchemaNotFoundYet,
@@ -37,9 +38,25 @@ from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:
-    from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
+    from registry_codecs.faust_codec import (
+        ConfluentAvroCodec,
+        SubjectNameStrategy,
+        UnknownSerializer,
+        check_serializers,
+        check_serializers_at_start,
+        register_codec,
+    )
 
-_FAUST_NAMES = frozenset({"ConfluentAvroCodec", "SubjectNameStrategy", "register_codec"})
+_FAUST_NAMES = frozenset(
+    {
+        "ConfluentAvroCodec",
+        "SubjectNameStrategy",
+        "UnknownSerializer",
+        "check_serializers",
+        "check_serializers_at_start",
+        "register_codec",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +89,7 @@ __all__ = [
     "RegistryAuthError",
     "RegistryClient",
     "RegistryError",
+    "RegistryNotRetried",
     "RegistryUnavailable",
     "SchemaLookup",
     "SchemaNotFound",
@@ -83,8 +101,11 @@ __all__ = [
     "SubjectNameStrategy",
     "SubjectNotFound",
     "UnionBranchUnresolved",
+    "UnknownSerializer",
     "ValueDoesNotFit",
     "VersionNotFound",
+    "check_serializers",
+    "check_serializers_at_start",
     "frame",
     "register_codec",
     "schema_id_of",

@@ -141,6 +141,15 @@ class RegistryUnavailable(RegistryError):
     reason = "registry_unavailable"
 
 
+class RegistryNotRetried(RegistryUnavailable):
+    """The registry did not answer a request made from an event loop (the Faust codec): one round over the
+    registry URLs was made and no retry will be, because retrying there would block the loop.
+
+    Inside a Faust stream this becomes a decode error, and Faust skips the message (see
+    `registry_codecs.faust_codec`); the worker's pipelines and agents retry instead.
+    """
+
+
 class SchemaNotFoundYet(RegistryUnavailable):
     """The registry says it has no schema with this id, but it may not have loaded it yet: ask again.
 
@@ -198,6 +207,7 @@ __all__ = [
     "RecordDoesNotFitSchema",
     "RegistryAuthError",
     "RegistryError",
+    "RegistryNotRetried",
     "RegistryUnavailable",
     "SchemaNotFound",
     "SchemaNotFoundYet",

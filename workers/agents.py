@@ -36,11 +36,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from registry_codecs import CodecError
-from workers import fastpath, kafka_hooks
+from registry_codecs.faust_codec import check_serializers_at_start
 from workers.agent_bodies import AsyncBody
-from workers.batches import BatchReader
 from workers.broker_wait import BrokerWatch
 from workers.deadletter import scrub
+from workers.faust import hooks
+from workers.faust.batches import batches
 from workers.kafka_config import kafka_auth
 from workers.lag import LagMetrics, LagWatch
 from workers.pipeline import Pipeline, PipelineError
@@ -81,9 +82,16 @@ class Avroflow:
         self.settings = settings
         self.runtime = runtime if runtime is not None else new_runtime(settings)
         threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
-        # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
-        fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
-        kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
+        # The Faust adapter's hooks, checked first (workers.faust): the fast path unless
+        # AVROFLOW_FAUST_FAST_PATH=false, the idempotent producer unless switched off.
+        hooks.install(
+            app,
+            fast_path=settings.faust_fast_path,
+            fetch_max_wait=settings.kafka_fetch_max_wait_seconds,
+            idempotent=settings.kafka_idempotent_producer,
+        )
+        # `faust -A app worker` / app.main(): a serializer name nobody registered stops the start.
+        check_serializers_at_start(app)
         self.lag = LagMetrics.create(self.runtime.collector)
         _watch_broker(app, settings, self.runtime, self.lag)
         register_views(app, self.runtime.collector, self.runtime.readiness, self.runtime.metrics)
@@ -273,8 +281,7 @@ def _add_agent(
             await start(runner)
             if body is not None:
                 body.start(asyncio.get_running_loop())
-            # Iterating the channel subscribes the topic; the batches come off its queue (workers.batches).
-            reader = BatchReader(app, aiter(stream.channel), batch, within)
+            reader = batches(app, stream, batch, within, fast_path=settings.faust_fast_path)
             async for messages in reader:
                 lag.batch_started(pipeline.name, messages)
                 try:

@@ -3,15 +3,18 @@
 Source topics are consumed as raw bytes (``raw`` key and value serializers) and decoded inside the agent
 by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
 Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent takes batches
-off its channel's queue (`workers.batches`, not Faust's per-event stream loop) and acks a batch only
-after its outputs and dead letters are acknowledged by the broker; Faust commits acked offsets
-periodically and on shutdown.
+(`workers.faust.batches`: off its channel's queue on the fast path, through Faust's ``take_events`` with
+``AVROFLOW_FAUST_FAST_PATH=false``) and acks a batch only after its outputs and dead letters are
+acknowledged by the broker; Faust commits acked offsets periodically and on shutdown. This module uses
+Faust's public API only; every reach into Faust's internals is in `workers.faust`, whose hooks are
+checked before the worker connects to anything.
 
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
 then Faust's Worker with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a
 crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, credentials or a certificate the
-registry or the broker refused, an invalid schema).
+registry or the broker refused, an invalid schema, a Faust hook missing from the installed release, a
+serializer name no codec is registered under).
 """
 
 from __future__ import annotations
@@ -21,15 +24,20 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
 
-from workers import fastpath, kafka_hooks, logs
+from registry_codecs.faust_codec import UnknownSerializer, check_serializers
+from workers import logs
 from workers.agents import Avroflow
 from workers.broker_wait import KafkaAccessRefused, wait_for_broker
 from workers.delivery import Backoff
+from workers.faust import compat, hooks
+from workers.faust.compat import HookMissing
+from workers.faust.worker import QuietWorker
+from workers.gc_tuning import tune_gc
 from workers.kafka_config import faust_settings, kafka_auth
 from workers.pipeline import Pipeline, PipelineError, load_object
 from workers.runtime import PreflightError, Runtime, build_runtime, preflight, registry_client
@@ -76,34 +84,19 @@ def load_app(spec: str) -> Any:
     return value
 
 
-class _Worker(faust.Worker):
-    """Faust's Worker without the terminal spinner, and with a hard deadline on shutdown."""
+def _deadline_arm(shutdown_timeout: float) -> Callable[[str], None]:
+    """What the worker does on SIGTERM/SIGINT before Faust's own stop: arm a hard deadline on it."""
 
-    def __init__(self, app: Any, *, shutdown_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.spinner = None
-        self._shutdown_timeout = shutdown_timeout
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        # Faust's spinner handler turns the root logger to DEBUG when the level is WARN or above.
-        self.spinner = None
-
-    def _on_sigterm(self) -> None:
-        self._arm_deadline("SIGTERM")
-        super()._on_sigterm()
-
-    def _on_sigint(self) -> None:
-        self._arm_deadline("SIGINT")
-        super()._on_sigint()
-
-    def _arm_deadline(self, signal_name: str) -> None:
+    def arm(signal_name: str) -> None:
         log.info(
             "stopping: no new records, flushing the producer, committing",
-            extra={"signal": signal_name, "deadline_seconds": self._shutdown_timeout},
+            extra={"signal": signal_name, "deadline_seconds": shutdown_timeout},
         )
-        timer = threading.Timer(self._shutdown_timeout, _give_up, args=(self._shutdown_timeout,))
+        timer = threading.Timer(shutdown_timeout, _give_up, args=(shutdown_timeout,))
         timer.daemon = True
         timer.start()
+
+    return arm
 
 
 def _give_up(timeout: float) -> None:
@@ -128,6 +121,12 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline] = (), *, app: A
     log.info("starting", extra={"app_id": settings.app_id, "pipelines": ",".join(names)})
     refused: Exception | None = None
     try:
+        # Before connecting to anything: a Faust release that moved a hook fails here, in one line.
+        compat.check(
+            features=hooks.features(
+                fast_path=settings.faust_fast_path, idempotent=settings.kafka_idempotent_producer
+            )
+        )
         runtime = app.avroflow.runtime if app is not None else build_runtime(settings, pipelines)
         if not _preflight_until_signal(runtime):
             log.info("stopped before start")
@@ -137,20 +136,22 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline] = (), *, app: A
             app = create_app(settings, pipelines, runtime=runtime)
         else:
             app.avroflow.check_output_types()
-    except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
+        check_serializers(app)  # an unregistered codec name stops the start, not every message after it
+        _log_adapter(app, settings)
+    except (PreflightError, PipelineError, KafkaAccessRefused, HookMissing, UnknownSerializer) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
         return EXIT_PREFLIGHT
-    worker = _Worker(
+    worker = QuietWorker(
         app,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
+        on_stop_signal=_deadline_arm(settings.shutdown_timeout_seconds),
         loglevel=settings.log_level.lower(),
         quiet=True,
         redirect_stdouts=False,
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
-    fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
+    tune_gc()  # after start-up: the app and the imports are never collected again
     started = time.monotonic()
     try:
         worker.execute_from_commandline()
@@ -160,6 +161,17 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline] = (), *, app: A
         runtime.client.close()
     log.info("stopped", extra={"exit_code": code, "uptime_seconds": round(time.monotonic() - started, 1)})
     return code
+
+
+def _log_adapter(app: Any, settings: Settings) -> None:
+    log.info(
+        "faust adapter",
+        extra={
+            "fast_path": settings.faust_fast_path,
+            "hooks": ",".join(hooks.installed(app)) or "none",
+            "versions": compat.installed_versions(),
+        },
+    )
 
 
 def _preflight_until_signal(runtime: Runtime) -> bool:

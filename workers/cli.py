@@ -205,14 +205,19 @@ def _add_dlq(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker with the settings and pipelines from the environment."""
-    from workers.app import load_app, run_worker
+    from workers.app import EXIT_PREFLIGHT, load_app, run_worker
+    from workers.faust.compat import HookMissing
     from workers.pipeline import PipelineError, load_pipelines
     from workers.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
         if args.app:
-            app = load_app(args.app)
+            try:
+                app = load_app(args.app)  # its Avroflow checks the Faust hooks as it installs them
+            except HookMissing as exc:
+                print(f"avroflow worker: refusing to start: {exc}", file=sys.stderr)
+                return EXIT_PREFLIGHT
             return run_worker(app.avroflow.settings, app=app)
         pipelines = load_pipelines(settings.pipelines)
     except (SettingsError, PipelineError) as exc:

@@ -13,9 +13,9 @@ import ssl
 from typing import Any
 
 import faust
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from workers import logs
+from workers.faust.credentials import aiokafka_auth
 from workers.settings import Settings
 
 
@@ -43,7 +43,7 @@ def faust_credentials(settings: Settings) -> Any:
 
 def kafka_auth(settings: Settings) -> dict[str, Any]:
     """Return the aiokafka security keyword arguments Faust's clients get from these settings."""
-    return dict(credentials_to_aiokafka_auth(faust_credentials(settings)))
+    return aiokafka_auth(faust_credentials(settings))
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "stream_buffer_maxsize": max(4096, 2 * settings.batch_size),
         # On stop, commit what is acknowledged and cancel the agents; do not wait for the streams to drain:
         # a pipeline stuck on a transient failure would never drain. Its batch is never acked
-        # (processing.claim), so the next owner of the partitions reads that batch again.
+        # (workers.faust.acks.claim), so the next owner of the partitions reads that batch again.
         "stream_wait_empty": False,
         "logging_config": logs.logging_config(settings.log_level, settings.log_format),
     }

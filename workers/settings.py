@@ -100,6 +100,8 @@ class Settings:
     kafka_fetch_max_wait_seconds: float = 0.1
     #: aiokafka's idempotent producer (acks=all): a retried send is neither duplicated nor reordered.
     kafka_idempotent_producer: bool = True
+    #: The worker's Faust fast path (workers/faust/fastpath.py, batches.py); off: plain Faust dispatch.
+    faust_fast_path: bool = True
     topic_partitions: int = 1
     # Schema registry
     schema_registry_username: str | None = None
@@ -338,6 +340,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "kafka_commit_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "kafka_fetch_max_wait_seconds": _number(float, 0.001, "a number of seconds"),
     "kafka_idempotent_producer": _parse_bool,
+    "faust_fast_path": _parse_bool,
     "topic_partitions": _number(int, 1, "a whole number"),
     "schema_registry_password": _parse_secret,
     "schema_registry_bearer_token": _parse_secret,
