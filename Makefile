@@ -6,7 +6,7 @@ BROKER ?= tansu
 STAMP   = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint format typecheck check stack bench bench-worker bench-faults soak mutation clean
+.PHONY: help install run test test-unit test-integration test-deps-window lint format typecheck check stack bench bench-worker bench-faults soak mutation clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test-unit: $(STAMP) ## Unit tests only (no network)
 
 test-integration: $(STAMP) ## Integration tests only (real broker and registry on loopback)
 	$(BIN)/python -m pytest tests/integration
+
+test-deps-window: ## Unit tests and the Faust start check on the lowest and highest faust/mode/aiokafka the window allows (throw-away venvs)
+	PYTHON=$(PYTHON) .ci/deps-window
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

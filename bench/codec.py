@@ -8,7 +8,10 @@ times, interleaved and best-of-N:
 - our AvroSerializer/AvroDeserializer on the real RegistryClient, and the same through the Faust codec
   (our encodes are validated: every value checked against what its Avro type holds exactly; raw is not);
 - confluent-kafka's AvroSerializer/AvroDeserializer on its mock:// registry;
-- decoding through an evolved reader schema: ours, and fastavro's own per-message resolution.
+- decoding through an evolved reader schema: ours, and fastavro's own per-message resolution;
+- typed records (`workers.typed`, what an agent with ``value_type`` gets): our decode then the record as a
+  dataclass or a `faust.Record`, and such a record turned back into a dict and encoded; their ratios are
+  to our own dict decode and encode (the cost of typing, issue 15: at most 1.3x, a ratio of 0.77 or more).
 
 It prints a table, checks that the timed loops made no registry request, and ends with one JSON line of
 the ratios. Wall time never decides pass or fail; compare ratios from one run, the machine is noisy.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime
 import decimal
 import gc
@@ -36,12 +40,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fastavro
+import faust
 from prometheus_client import CollectorRegistry
 
 from registry_codecs import AvroDeserializer, AvroSerializer, CodecMetrics, RegistryClient, ValueDoesNotFit
 from registry_codecs.faust_codec import ConfluentAvroCodec
 from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.schemas import SchemaLookup
+from workers.typed import RecordType, untyped
 
 SUBJECT = "bench-events-value"
 ADDRESS = {
@@ -88,6 +94,51 @@ def evolved_reader() -> dict[str, Any]:
     fields.append({"name": "email", "type": ["null", "string"], "default": None})
     reader["fields"] = fields
     return reader
+
+
+@dataclasses.dataclass
+class Event:
+    """WRITER's record as a dataclass (the nested address stays a dict)."""
+
+    event_id: uuid.UUID
+    user_id: int
+    session: str
+    count: int
+    score: float
+    active: bool
+    kind: str
+    tags: list[str]
+    attributes: dict[str, str]
+    address: dict[str, str]
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    birth_date: datetime.date
+    open_time: datetime.time
+    amount: decimal.Decimal
+    rating: float
+    referrer: str | None = None
+
+
+class EventRecord(faust.Record, serializer="json"):
+    """WRITER's record as a faust.Record."""
+
+    event_id: uuid.UUID
+    user_id: int
+    session: str
+    count: int
+    score: float
+    active: bool
+    kind: str
+    tags: list[str]
+    attributes: dict[str, str]
+    address: dict[str, str]
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    birth_date: datetime.date
+    open_time: datetime.time
+    amount: decimal.Decimal
+    rating: float
+    referrer: str | None = None
 
 
 def make_records(n: int) -> list[dict[str, Any]]:
@@ -186,7 +237,8 @@ def build_variants(
     assert serializer.encode(records[0]) == frames[0] and codec.dumps(records[0]) == frames[0]
     _check_validated((serializer.encode, codec.dumps), records[0], raw_encode)
     assert evolving.decode(frames[0]) == fastavro_resolving_decode(frames[0])
-    return {
+    typed = _typed_variants(serializer, deserializer, records, frames)
+    return typed | {
         "raw_encode": (raw_encode, records),
         "codec_encode": (serializer.encode, records),
         "faust_codec_encode": (codec.dumps, records),
@@ -198,6 +250,30 @@ def build_variants(
         "codec_decode_reader_schema": (evolving.decode, frames),
         "fastavro_decode_reader_schema": (fastavro_resolving_decode, frames),
     }
+
+
+def _typed_variants(
+    serializer: AvroSerializer,
+    deserializer: AvroDeserializer,
+    records: list[dict[str, Any]],
+    frames: list[bytes],
+) -> dict[str, Any]:
+    """Decode to and encode from a dataclass and a faust.Record, the way an agent's `TypedTransform` does."""
+    variants = {}
+    for label, cls in (("dataclass", Event), ("faust_record", EventRecord)):
+        record_type = RecordType.of(cls)
+        instances = [record_type.build(r) for r in records]
+        assert serializer.encode(untyped(instances[0])) == frames[0]
+
+        def decode(data: bytes, build: Callable[[Any], Any] = record_type.build) -> Any:
+            return build(deserializer.decode(data))
+
+        def encode(instance: Any, dump: Callable[[Any], Any] = serializer.encode) -> bytes:
+            return dump(untyped(instance))
+
+        variants[f"typed_{label}_decode"] = (decode, frames)
+        variants[f"typed_{label}_encode"] = (encode, instances)
+    return variants
 
 
 def _check_validated(
@@ -245,6 +321,10 @@ RATIOS = {
     "confluent_decode": "raw_decode",
     "codec_decode_reader_schema": "raw_decode",
     "fastavro_decode_reader_schema": "raw_decode",
+    "typed_dataclass_decode": "codec_decode",
+    "typed_dataclass_encode": "codec_encode",
+    "typed_faust_record_decode": "codec_decode",
+    "typed_faust_record_encode": "codec_encode",
 }
 
 
@@ -276,11 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"17-field record, {frame_size}-byte frame; schemas from {where}")
     python = sys.version.split()[0]
     print(f"best of {args.rounds} interleaved rounds of {args.batch} operations; Python {python}")
-    print(f"{'variant':32} {'records/s':>11} {'ratio to raw':>13}")
+    print(f"{'variant':32} {'records/s':>11} {'ratio':>7}  to")
     for name, rate in rates.items():
         anchor = RATIOS.get(name)
         ratio = f"{rate / rates[anchor]:.2f}x" if anchor else "1.00x"
-        print(f"{name:32} {rate:11,.0f} {ratio:>13}")
+        print(f"{name:32} {rate:11,.0f} {ratio:>7}  {anchor or name}")
     print(f"registry requests during the timed loops: {requests_during:.0f}")
     summary: dict[str, float] = {
         name: round(rates[name] / rates[anchor], 3) for name, anchor in RATIOS.items()

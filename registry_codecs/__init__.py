@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from registry_codecs.avro import AvroDeserializer, AvroSerializer
 from registry_codecs.errors import (
     CodecError,
     DecodeError,
@@ -19,10 +18,12 @@ from registry_codecs.errors import (
     RecordDoesNotFitSchema,
     RegistryAuthError,
     RegistryError,
+    RegistryNotRetried,
     RegistryUnavailable,
     SchemaNotFound,
     SchemaNotFoundYet,
     SchemaParseError,
+    SchemaRulesNotSupported,
     SubjectNotFound,
     UnionBranchUnresolved,
     ValueDoesNotFit,
@@ -32,13 +33,30 @@ from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE, frame, schema_id_of
 from registry_codecs.memory import InMemorySchemaLookup
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry import CompatibilityResult, RegistryClient
-from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
+from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference, SchemaRule
+from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from registry_codecs.unions import NamedRecord
 
 if TYPE_CHECKING:
-    from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec
+    from registry_codecs.faust_codec import (
+        ConfluentAvroCodec,
+        SubjectNameStrategy,
+        UnknownSerializer,
+        check_serializers,
+        check_serializers_at_start,
+        register_codec,
+    )
 
-_FAUST_NAMES = frozenset({"ConfluentAvroCodec", "SubjectNameStrategy", "register_codec"})
+_FAUST_NAMES = frozenset(
+    {
+        "ConfluentAvroCodec",
+        "SubjectNameStrategy",
+        "UnknownSerializer",
+        "check_serializers",
+        "check_serializers_at_start",
+        "register_codec",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -71,17 +89,23 @@ __all__ = [
     "RegistryAuthError",
     "RegistryClient",
     "RegistryError",
+    "RegistryNotRetried",
     "RegistryUnavailable",
     "SchemaLookup",
     "SchemaNotFound",
     "SchemaNotFoundYet",
     "SchemaParseError",
     "SchemaReference",
+    "SchemaRule",
+    "SchemaRulesNotSupported",
     "SubjectNameStrategy",
     "SubjectNotFound",
     "UnionBranchUnresolved",
+    "UnknownSerializer",
     "ValueDoesNotFit",
     "VersionNotFound",
+    "check_serializers",
+    "check_serializers_at_start",
     "frame",
     "register_codec",
     "schema_id_of",

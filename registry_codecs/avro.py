@@ -5,8 +5,8 @@ references are defined, and the result is kept per schema id by the serializer a
 (`registry_codecs.serde`). When a reader schema is given, :func:`read_plan` decides once per writer id
 whether Avro schema resolution is needed at all (not when both schemas have the same shape), whether a
 precomputed projection of the decoded record can do it (`registry_codecs.projection`), or whether
-fastavro's own resolution has to run for every message. The serializer and deserializer classes are
-re-exported here, which is where the shared contract names them.
+fastavro's own resolution has to run for every message. The serializer and deserializer that use these
+plans live in `registry_codecs.serde` (which imports this module, never the other way round).
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastavro
 
-from registry_codecs.errors import SchemaParseError
-from registry_codecs.schemas import RegisteredSchema
-
-if TYPE_CHECKING:
-    from registry_codecs.serde import AvroDeserializer, AvroSerializer
+from registry_codecs.errors import SchemaParseError, SchemaRulesNotSupported
+from registry_codecs.schemas import RegisteredSchema, SchemaRule
 
 #: Schema attributes that never change how a value is read when writer and reader share everything else.
 _NO_EFFECT_ON_READ = frozenset({"doc", "default", "aliases", "order"})
+
+#: How many rules a refusal names before it says "and N more", and how long a rule's name may be there.
+_RULES_NAMED = 8
+_RULE_NAME_CHARS = 80
 
 #: A function that turns a record decoded with the writer schema into the reader schema's shape.
 Projection = Callable[[Any], Any]
@@ -74,9 +75,22 @@ def parse_avro(
 def parse_registered(registered: RegisteredSchema) -> Any:
     """Parse a schema fetched from the registry, its references included.
 
+    A schema whose data contract has rules (`RegisteredSchema.active_rules`) is refused: this library
+    does not execute them, and encoding or decoding as if they were absent would skip what the contract
+    demands (a field-level ``ENCRYPT``, a CEL condition, a migration). Both the serializer and the
+    deserializer parse through here, so neither ever uses such a schema.
+
     Raises:
+        SchemaRulesNotSupported: the schema carries enabled data-contract rules.
         SchemaParseError: the schema is not Avro, or does not parse.
     """
+    if registered.active_rules:
+        raise SchemaRulesNotSupported(
+            f"schema id {registered.schema_id} carries data-contract rules avroflow does not execute: "
+            f"{describe_rules(registered.active_rules)}",
+            schema_id=registered.schema_id,
+            rules=registered.active_rules,
+        )
     if registered.schema_type.upper() != "AVRO":
         raise SchemaParseError(
             f"schema id {registered.schema_id} is a {registered.schema_type} schema, not Avro"
@@ -85,6 +99,24 @@ def parse_registered(registered: RegisteredSchema) -> Any:
         return parse_avro(registered.schema_str, registered.resolved_references)
     except SchemaParseError as exc:
         raise SchemaParseError(f"schema id {registered.schema_id}: {exc}") from exc
+
+
+def describe_rules(rules: tuple[SchemaRule, ...]) -> str:
+    """Name rules on one line: ``domainRules TRANSFORM ENCRYPT (encrypt_ssn), ...``.
+
+    At most `_RULES_NAMED` are named (then ``and N more``); names are cut, and their control characters
+    replaced, because they come from the registry and end up in logs and dead-letter headers.
+    """
+    named = [_describe_rule(rule) for rule in rules[:_RULES_NAMED]]
+    if len(rules) > _RULES_NAMED:
+        named.append(f"and {len(rules) - _RULES_NAMED} more")
+    return ", ".join(named)
+
+
+def _describe_rule(rule: SchemaRule) -> str:
+    words = " ".join(w for w in (rule.group, rule.kind or "?", rule.type or "?", rule.mode) if w)
+    name = "".join(c if c.isprintable() else "?" for c in rule.name[:_RULE_NAME_CHARS]) or "unnamed"
+    return f"{words} ({name})"
 
 
 def _parse_one(schema: str | Mapping[str, Any] | list[Any], named: dict[str, Any], *, what: str) -> Any:
@@ -153,20 +185,10 @@ def find_misfit(parsed: Any, datum: Any) -> tuple[str, str] | None:
     return None
 
 
-def __getattr__(name: str) -> Any:
-    # The classes live in serde, which imports this module; importing them lazily avoids the cycle.
-    if name in ("AvroSerializer", "AvroDeserializer"):
-        from registry_codecs import serde
-
-        return getattr(serde, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "AvroDeserializer",
-    "AvroSerializer",
     "Projection",
     "ReadPlan",
+    "describe_rules",
     "find_misfit",
     "parse_avro",
     "parse_registered",

@@ -31,6 +31,28 @@ class SchemaParseError(CodecError, ValueError):
     reason = "invalid_schema"
 
 
+class SchemaRulesNotSupported(CodecError):
+    """The registered schema carries data-contract rules (a Confluent ``ruleSet``) this library does not run.
+
+    Confluent's clients execute such rules when they read or write: CEL conditions, JSONata or CEL
+    migrations between versions, field-level encryption (``ENCRYPT``). Reading or writing as if they were
+    absent would skip a quality check, or write plaintext where the contract says encrypt, so the schema
+    is refused instead. Not retriable: the schema's rules do not change. Rules marked ``"disabled": true``
+    do not count (Confluent's clients skip them too).
+
+    Attributes:
+        schema_id: the schema's id.
+        rules: the enabled rules, as `registry_codecs.schemas.SchemaRule` values.
+    """
+
+    reason = "schema_rules_unsupported"
+
+    def __init__(self, message: str, *, schema_id: int | None = None, rules: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.schema_id = schema_id
+        self.rules = rules
+
+
 class DecodeError(CodecError, ValueError):
     """A frame's Avro body does not decode with its writer schema (truncated, corrupt, wrong schema)."""
 
@@ -119,6 +141,15 @@ class RegistryUnavailable(RegistryError):
     reason = "registry_unavailable"
 
 
+class RegistryNotRetried(RegistryUnavailable):
+    """The registry did not answer a request made from an event loop (the Faust codec): one round over the
+    registry URLs was made and no retry will be, because retrying there would block the loop.
+
+    Inside a Faust stream this becomes a decode error, and Faust skips the message (see
+    `registry_codecs.faust_codec`); the worker's pipelines and agents retry instead.
+    """
+
+
 class SchemaNotFoundYet(RegistryUnavailable):
     """The registry says it has no schema with this id, but it may not have loaded it yet: ask again.
 
@@ -176,10 +207,12 @@ __all__ = [
     "RecordDoesNotFitSchema",
     "RegistryAuthError",
     "RegistryError",
+    "RegistryNotRetried",
     "RegistryUnavailable",
     "SchemaNotFound",
     "SchemaNotFoundYet",
     "SchemaParseError",
+    "SchemaRulesNotSupported",
     "SubjectNotFound",
     "UnionBranchUnresolved",
     "ValueDoesNotFit",

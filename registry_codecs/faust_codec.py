@@ -3,9 +3,22 @@
 `ConfluentAvroCodec` is a `faust.Codec`: it decodes a frame with the writer schema named by its id (into a
 reader schema when one is given) and encodes with the latest schema registered for its subject. The
 subject follows Confluent's naming strategies (topic name by default, record name, topic-record name).
-It chains (`codec | binary()`), clones, and registers by name (:func:`register_codec`) so that
-``value_serializer="<name>"`` works on topics and records. All registry traffic goes through the
+It chains (`codec | binary()`), clones, and is registered under a name by one call,
+``register_codec("avro-orders", ConfluentAvroCodec(lookup=client, topic="orders"))``, after which
+``value_serializer="avro-orders"`` works on topics and records. All registry traffic goes through the
 `SchemaLookup`'s caches, so steady state costs no HTTP request per message.
+
+**What it does not promise.** Faust decodes a message before the agent sees it and, when the codec
+raises, calls its decode-error hooks and moves on: the message is acked and its offset committed with no
+one having processed it, and no dead letter is written. So with this codec a poison message, an unknown
+schema id or a registry outage loses that message (at most once, on failures). Faust calls the codec on
+its event loop, so a cache miss makes at most one round of registry requests (one per registry URL, each
+bounded by the client's timeouts) and never a retry round with backoff, which would stall every stream
+and heartbeat; an outage raises `RegistryNotRetried` at once. For decode before the ack, retries without
+acking, dead letters and acks after the broker's, use the worker's agents (`workers.agents.Avroflow`) or
+pipelines (`workers.pipeline`), which read raw bytes and decode off the loop. `check_serializers`
+(run at start by `check_serializers_at_start`) makes a serializer name that is not registered fail
+before the app consumes, instead of a ``KeyError`` per message after which Faust commits anyway.
 """
 
 from __future__ import annotations
@@ -20,8 +33,10 @@ from faust.serializers import codecs as faust_codecs
 from faust.types import ModelT
 
 from registry_codecs.avro import parse_avro
+from registry_codecs.errors import CodecError
 from registry_codecs.metrics import CodecMetrics
-from registry_codecs.schemas import SchemaLookup
+from registry_codecs.registry_http import one_round
+from registry_codecs.schemas import RegisteredSchema, SchemaLookup, SchemaReference
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
 
 
@@ -118,11 +133,12 @@ class ConfluentAvroCodec(faust.Codec):
                 record_name = record_full_name(schema)
             subject = subject_name(strategy, topic=topic, is_key=is_key, record_name=record_name)
         self.subject = subject
+        on_loop = _OneRound(lookup)
         self.serializer = AvroSerializer(
-            lookup, subject, metrics=metrics, schema=schema, auto_register=auto_register
+            on_loop, subject, metrics=metrics, schema=schema, auto_register=auto_register
         )
         self.deserializer = AvroDeserializer(
-            lookup, reader_schema=reader_schema, subject=subject, metrics=metrics
+            on_loop, reader_schema=reader_schema, subject=subject, metrics=metrics
         )
         self._encode = self.serializer.encode
         self._decode = self.deserializer.decode
@@ -150,6 +166,38 @@ class ConfluentAvroCodec(faust.Codec):
         return super().loads(s)
 
 
+class _OneRound:
+    """A `SchemaLookup` whose registry requests make one round, no retries (`registry_http.one_round`).
+
+    Faust calls a codec on its event loop, which answers heartbeats and every other stream; a retry round
+    there (a backoff sleep, then the requests again) would stop all of it for as long as the registry
+    is down. Only the codec's cache misses come here, so a cache hit costs nothing more.
+    """
+
+    __slots__ = ("_lookup",)
+
+    def __init__(self, lookup: SchemaLookup) -> None:
+        self._lookup = lookup
+
+    def get_schema(self, schema_id: int) -> RegisteredSchema:
+        with one_round():
+            return self._lookup.get_schema(schema_id)
+
+    def get_latest(self, subject: str) -> RegisteredSchema:
+        with one_round():
+            return self._lookup.get_latest(subject)
+
+    def register(
+        self,
+        subject: str,
+        schema_str: str,
+        schema_type: str = "AVRO",
+        references: tuple[SchemaReference, ...] = (),
+    ) -> int:
+        with one_round():
+            return self._lookup.register(subject, schema_str, schema_type, references)
+
+
 #: The key under which a Faust record's representation carries Faust's own metadata (its model's name).
 _FAUST_METADATA = "__faust"
 
@@ -171,9 +219,65 @@ def register_codec(name: str, codec: ConfluentAvroCodec) -> ConfluentAvroCodec:
     return codec
 
 
+class UnknownSerializer(CodecError, LookupError):
+    """A topic of the app names a serializer (codec) that is not registered with Faust."""
+
+
+def check_serializers(app: Any, *topics: Any) -> None:
+    """Check that every serializer the app uses is registered with Faust's codec registry.
+
+    Looks at the app's default key and value serializers, the topic of every agent, and `topics` (topics
+    the app only sends to). A chain (``"avro-orders|binary"``) must resolve link by link.
+
+    Raises:
+        UnknownSerializer: naming the topic, the serializer and how to register it.
+    """
+    conf = app.conf
+    _resolve("the app's key_serializer", conf.key_serializer)
+    _resolve("the app's value_serializer", conf.value_serializer)
+    channels = [agent.channel for agent in app.agents.values()]
+    for topic in (*channels, *topics):
+        names = ",".join(getattr(topic, "topics", None) or ()) or repr(topic)
+        for part in ("key", "value"):
+            serializer = getattr(topic, f"{part}_serializer", None)
+            if serializer is not None:
+                _resolve(f"topic {names} {part}_serializer", serializer)
+
+
+def check_serializers_at_start(app: Any) -> None:
+    """Run `check_serializers` when the app's worker starts, before it consumes anything.
+
+    Connected to Faust's ``on_worker_init`` signal, which ``app.main()`` and ``faust -A app worker`` send
+    once the app's agents are declared: an unregistered name stops the start with `UnknownSerializer`.
+    """
+
+    def at_start(sender: Any, **kwargs: Any) -> None:
+        check_serializers(sender)
+
+    app.on_worker_init.connect(at_start, weak=False)
+
+
+def _resolve(where: str, serializer: Any) -> None:
+    if serializer is None or not isinstance(serializer, str):
+        return  # Faust's default, or a codec object given directly
+    try:
+        codec = faust_codecs.get_codec(serializer)
+    except (KeyError, TypeError):  # Faust's chains raise TypeError for an unknown link after the first
+        codec = None
+    if not isinstance(codec, faust_codecs.Codec):
+        known = ", ".join(sorted(faust_codecs.codecs))
+        raise UnknownSerializer(
+            f"{where} is {serializer!r}, which is not a registered Faust codec (registered: {known}); "
+            "register it first: registry_codecs.register_codec(name, ConfluentAvroCodec(...))"
+        )
+
+
 __all__ = [
     "ConfluentAvroCodec",
     "SubjectNameStrategy",
+    "UnknownSerializer",
+    "check_serializers",
+    "check_serializers_at_start",
     "record_full_name",
     "register_codec",
     "subject_name",

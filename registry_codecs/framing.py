@@ -49,6 +49,12 @@ def schema_id_of(data: bytes | bytearray | memoryview) -> int:
     return int(schema_id)
 
 
+def looks_framed(data: bytes | bytearray | memoryview) -> bool:
+    """Whether `data` starts like a frame: the magic byte and room for the schema id (the body may be
+    empty: a record with no fields, or a null, encodes to no bytes)."""
+    return len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE
+
+
 def unframe(data: bytes | bytearray | memoryview) -> tuple[int, memoryview]:
     """Split a frame into its schema id and its body (a zero-copy view).
 
@@ -68,4 +74,13 @@ def _short(data: bytes | bytearray | memoryview) -> FramingError:
     )
 
 
-__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "MAX_SCHEMA_ID", "frame", "header", "schema_id_of", "unframe"]
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC_BYTE",
+    "MAX_SCHEMA_ID",
+    "frame",
+    "header",
+    "looks_framed",
+    "schema_id_of",
+    "unframe",
+]

@@ -7,6 +7,7 @@ first id; a subject's versions are kept in order. It never checks compatibility 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -75,15 +76,8 @@ class InMemorySchemaLookup:
         versions = self._subjects.get(subject)
         if not versions:
             raise SubjectNotFound(f"subject {subject!r} not found", status_code=404, error_code=40401)
-        latest = self._by_id[versions[-1]]
-        return RegisteredSchema(
-            latest.schema_id,
-            latest.schema_str,
-            references=latest.references,
-            resolved_references=latest.resolved_references,
-            subject=subject,
-            version=len(versions),
-        )
+        # replace, not a new object: whatever else the schema carries (its rules) comes along
+        return dataclasses.replace(self._by_id[versions[-1]], subject=subject, version=len(versions))
 
     def register(
         self,

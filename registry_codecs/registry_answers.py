@@ -23,7 +23,7 @@ from registry_codecs.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from registry_codecs.schemas import RegisteredSchema, SchemaReference
+from registry_codecs.schemas import RULE_GROUPS, RegisteredSchema, SchemaReference, SchemaRule
 
 RETRIABLE_STATUSES = frozenset({408, 429})
 #: Confluent's "backend store error", "operation timed out" and "error forwarding to the leader".
@@ -108,10 +108,12 @@ def parse_schema_answer(
     """Build an (unresolved) `RegisteredSchema` from a registry answer.
 
     Tolerates the dialects: a missing ``schemaType`` means AVRO; ``id``, ``subject`` and ``version`` are
-    read when present (subject endpoints, lookup answers) and taken from the request otherwise.
+    read when present (subject endpoints, lookup answers) and taken from the request otherwise. A data
+    contract's ``ruleSet`` becomes `RegisteredSchema.rules` and its ``metadata`` is kept as it came.
 
     Raises:
-        RegistryError: the answer lacks a schema text or has fields of the wrong type.
+        RegistryError: the answer lacks a schema text or has fields of the wrong type (a ``ruleSet`` or
+            ``metadata`` that is not an object included: rules that cannot be read are not "no rules").
     """
     schema_str = field_of(answer, "schema", str, endpoint)
     if schema_id is None:
@@ -136,7 +138,60 @@ def parse_schema_answer(
         references=references,
         subject=answered_subject if isinstance(answered_subject, str) else subject,
         version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+        rules=rules_of(answer.get("ruleSet"), endpoint),
+        metadata=_metadata_of(answer.get("metadata"), endpoint),
     )
+
+
+def rules_of(rule_set: Any, endpoint: str) -> tuple[SchemaRule, ...]:
+    """Read a Confluent ``ruleSet`` object into rules; None, ``{}`` and empty or null lists are no rules.
+
+    Raises:
+        RegistryError: the rule set, one of its groups or one of its rules has the wrong shape.
+    """
+    if rule_set is None:
+        return ()
+    if not isinstance(rule_set, dict):
+        raise RegistryError(f"registry answer to {endpoint} has a ruleSet that is not an object")
+    rules: list[SchemaRule] = []
+    for group in RULE_GROUPS:
+        raw = rule_set.get(group) or []
+        if not isinstance(raw, list) or not all(isinstance(rule, dict) for rule in raw):
+            raise RegistryError(f"registry answer to {endpoint} has {group} that are not a list of objects")
+        rules.extend(_rule(group, rule) for rule in raw)
+    return tuple(rules)
+
+
+def _rule(group: str, raw: dict[str, Any]) -> SchemaRule:
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    tags = raw.get("tags") or []
+    params = raw.get("params") or {}
+    return SchemaRule(
+        group=group,
+        name=text("name"),
+        kind=text("kind"),
+        type=text("type"),
+        mode=text("mode"),
+        # Only an explicit JSON true disables a rule: anything else is read as enabled (fail closed).
+        disabled=raw.get("disabled") is True,
+        tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+        params=tuple((str(k), str(v)) for k, v in params.items()) if isinstance(params, dict) else (),
+        expr=text("expr"),
+        on_success=text("onSuccess"),
+        on_failure=text("onFailure"),
+        doc=text("doc"),
+    )
+
+
+def _metadata_of(metadata: Any, endpoint: str) -> dict[str, Any] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise RegistryError(f"registry answer to {endpoint} has metadata that is not an object")
+    return metadata
 
 
 def schema_body(schema_str: str, schema_type: str, references: Sequence[SchemaReference]) -> dict[str, Any]:
@@ -182,5 +237,6 @@ __all__ = [
     "outcome_for",
     "parse_error_body",
     "parse_schema_answer",
+    "rules_of",
     "schema_body",
 ]

@@ -6,6 +6,11 @@ decision needs the response body (Confluent's 5000x codes) and must move across 
 error, timeout, 408, 429, 5xx or 50001-50003 tries the next URL at once; when every URL has failed, the
 whole list is tried again after a jittered exponential pause, up to `max_retries` more times. Any secret
 a server echoes back in an error body is masked before it reaches a message.
+
+A caller on an event loop (the Faust codec) must not sleep between retry rounds: inside `one_round()`
+every request makes one round over the URLs (each bounded by the client's timeouts) and an outage ends
+in `RegistryNotRetried` instead of waiting. The flag is a context variable, so it holds for that thread
+or task only; the same client keeps its retries everywhere else.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Final, Protocol
 
 import requests
 
-from registry_codecs.errors import RegistryError, RegistryUnavailable
+from registry_codecs.errors import RegistryError, RegistryNotRetried, RegistryUnavailable
 from registry_codecs.metrics import CodecMetrics
 from registry_codecs.registry_answers import error_class_for, outcome_for, parse_error_body
 from registry_codecs.registry_urls import BaseUrl, secrets_of
@@ -28,6 +35,22 @@ logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _MAX_MESSAGE = 300
+#: Set (by `one_round`) while the caller must not wait for retry rounds: an event loop.
+SINGLE_ROUND: Final[ContextVar[bool]] = ContextVar("registry_single_round", default=False)
+
+
+@contextmanager
+def one_round() -> Iterator[None]:
+    """Within this block, registry requests make one round over the URLs, no retry, no backoff sleep.
+
+    An outage then raises `RegistryNotRetried` (a `RegistryUnavailable`) after at most one request per
+    base URL, each bounded by the client's connect and read timeouts.
+    """
+    token = SINGLE_ROUND.set(True)
+    try:
+        yield
+    finally:
+        SINGLE_ROUND.reset(token)
 
 
 class RetryLater(RegistryUnavailable):
@@ -153,11 +176,20 @@ class Transport:
             RegistryUnavailable: no URL answered usefully within the retry budget.
             RegistryError: a subclass for the answer (not found, incompatible, invalid, auth).
         """
-        rounds = 1 + (self._max_retries if retries is None else retries)
+        single = SINGLE_ROUND.get()
+        rounds = 1 if single else 1 + (self._max_retries if retries is None else retries)
         data = None if body is None else json.dumps(body).encode()
         started = time.perf_counter()
         try:
             return self._with_retries(method, path, endpoint, data, params, rounds)
+        except RegistryUnavailable as exc:
+            if not single:
+                raise
+            raise RegistryNotRetried(
+                f"{exc}; not retried: the caller runs on an event loop (the Faust codec does not retry)",
+                status_code=exc.status_code,
+                error_code=exc.error_code,
+            ) from exc
         finally:
             self._histogram(endpoint).observe(time.perf_counter() - started)
 
@@ -299,11 +331,13 @@ class Transport:
 __all__ = [
     "CONTENT_TYPE",
     "NULL_METRIC",
+    "SINGLE_ROUND",
     "Incrementable",
     "NullMetric",
     "Observable",
     "RetryLater",
     "Transport",
     "backoff_delay",
+    "one_round",
     "retry_after_seconds",
 ]

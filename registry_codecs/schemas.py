@@ -7,8 +7,12 @@ implementation; tests and other registries can provide their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+#: The rule groups of a Confluent ``ruleSet``, in the order Confluent's clients apply them.
+RULE_GROUPS = ("migrationRules", "domainRules", "encodingRules")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,35 @@ class SchemaReference:
     name: str
     subject: str
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRule:
+    """One rule of a schema's data contract (Confluent's ``ruleSet``), as the registry answered it.
+
+    Attributes:
+        group: the rule set member it came from: ``domainRules``, ``migrationRules`` or ``encodingRules``.
+        name: the rule's name (unique within the rule set).
+        kind: ``CONDITION`` or ``TRANSFORM``.
+        type: what executes it: ``CEL``, ``CEL_FIELD``, ``ENCRYPT``, ``JSONATA`` ...
+        mode: when it runs: ``WRITE``, ``READ``, ``WRITEREAD``, ``UPGRADE``, ``DOWNGRADE``, ``UPDOWN``.
+        disabled: the rule says ``"disabled": true``; Confluent's clients skip it unless a client-side
+            override enables it again.
+        tags, params, expr, on_success, on_failure, doc: the rest of the rule, kept for display.
+    """
+
+    group: str
+    name: str
+    kind: str = ""
+    type: str = ""
+    mode: str = ""
+    disabled: bool = False
+    tags: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    expr: str = ""
+    on_success: str = ""
+    on_failure: str = ""
+    doc: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +66,10 @@ class RegisteredSchema:
             pairs ordered so that each schema comes after the ones it uses. Filled by the client so that
             a parser can define the named types before parsing `schema_str`.
         subject, version: set when the schema was fetched through a subject.
+        rules: the rules of the answer's ``ruleSet`` (data contracts), every group, in answer order;
+            empty when it has none (no ``ruleSet``, ``{}``, or only empty lists).
+        metadata: the answer's ``metadata`` object (``tags``, ``properties``, ``sensitive``) as JSON, or
+            None. Informational: nothing here acts on it.
     """
 
     schema_id: int
@@ -42,6 +79,13 @@ class RegisteredSchema:
     resolved_references: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     subject: str | None = None
     version: int | None = None
+    rules: tuple[SchemaRule, ...] = ()
+    metadata: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def active_rules(self) -> tuple[SchemaRule, ...]:
+        """The rules a Confluent client would execute by default: every rule not marked disabled."""
+        return tuple(rule for rule in self.rules if not rule.disabled)
 
 
 @runtime_checkable
@@ -77,4 +121,4 @@ class SchemaLookup(Protocol):
         ...
 
 
-__all__ = ["RegisteredSchema", "SchemaLookup", "SchemaReference"]
+__all__ = ["RULE_GROUPS", "RegisteredSchema", "SchemaLookup", "SchemaReference", "SchemaRule"]

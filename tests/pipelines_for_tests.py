@@ -4,7 +4,8 @@ The topics come from ``TEST_SOURCE_TOPIC`` and ``TEST_SINK_TOPIC`` (not ``AVROFL
 unknown settings), so every test uses its own topics. The transform is deliberately simple and reacts to a
 ``marker`` field, so a test can plant each kind of outcome: ``raise`` (the transform raises), ``drop``
 (returns None), ``fanout`` (two records), ``misfit`` (an output that does not fit the sink schema) and
-``not-a-dict`` (a result that is not a record) and ``huge`` (an output too large for the broker).
+``not-a-dict`` (a result that is not a record), ``huge`` (an output too large for the broker) and
+``channel`` (a field only `OUTPUT_SCHEMA_V2` has).
 `PIPELINES_AVRO_KEYS` is the same pipeline with ``key_format="avro"``; `PIPELINES_DEEP` passes recursive
 records (`CHAIN_SCHEMA`) through, and answers ``marker="grow"`` with a chain of 10,000 records.
 """
@@ -83,6 +84,8 @@ def transform(order: dict[str, Any]) -> Any:
         return {**out, "amount_cents": "not a number"}
     if marker == "not-a-dict":
         return 42
+    if marker == "channel":  # a field only OUTPUT_SCHEMA_V2 has: dead-lettered until that version exists
+        return {**out, "channel": "app"}
     if marker == "huge":  # larger than the producer's 1 MB request limit: the broker never takes it
         return {**out, "name": "x" * 2_000_000}
     return out

@@ -3,43 +3,45 @@
 Source topics are consumed as raw bytes (``raw`` key and value serializers) and decoded inside the agent
 by `workers.processing`: Faust acks a message before it calls its decode-error hooks, so decoding in a
 Faust ``value_serializer`` would skip messages on a transient registry failure. Each agent takes batches
-off its channel's queue (`workers.batches`, not Faust's per-event stream loop) and acks a batch only
-after its outputs and dead letters are acknowledged by the broker; Faust commits acked offsets
-periodically and on shutdown.
+(`workers.faust.batches`: off its channel's queue on the fast path, through Faust's ``take_events`` with
+``AVROFLOW_FAUST_FAST_PATH=false``) and acks a batch only after its outputs and dead letters are
+acknowledged by the broker; Faust commits acked offsets periodically and on shutdown. This module uses
+Faust's public API only; every reach into Faust's internals is in `workers.faust`, whose hooks are
+checked before the worker connects to anything.
 
 `run_worker` is the process: structured logging, preflight (`workers.runtime`: the registry answers,
 every sink subject's latest schema and every reader schema load) before the consumer joins its group,
 then Faust's Worker with a bounded shutdown on SIGTERM. Exit codes: 0 after a clean stop, 1 after a
 crash, `EXIT_PREFLIGHT` when the start is refused (a missing subject, credentials or a certificate the
-registry or the broker refused, an invalid schema).
+registry or the broker refused, an invalid schema, a Faust hook missing from the installed release, a
+serializer name no codec is registered under).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import faust
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from registry_codecs import CodecError
-from workers import fastpath, kafka_hooks, logs
-from workers.batches import BatchReader
-from workers.broker_wait import BrokerWatch, KafkaAccessRefused, wait_for_broker
-from workers.deadletter import scrub
+from registry_codecs.faust_codec import UnknownSerializer, check_serializers
+from workers import logs
+from workers.agents import Avroflow
+from workers.broker_wait import KafkaAccessRefused, wait_for_broker
 from workers.delivery import Backoff
-from workers.pipeline import Pipeline, PipelineError
-from workers.processing import PipelineRunner, Send
+from workers.faust import compat, hooks
+from workers.faust.compat import HookMissing
+from workers.faust.worker import QuietWorker
+from workers.gc_tuning import tune_gc
+from workers.kafka_config import faust_settings, kafka_auth
+from workers.pipeline import Pipeline, PipelineError, load_object
 from workers.runtime import PreflightError, Runtime, build_runtime, preflight, registry_client
 from workers.settings import Settings
-from workers.web import register_views
 
 log = logging.getLogger("avroflow.worker")
 
@@ -48,69 +50,6 @@ EXIT_CRASH: Final = 1
 #: The start was refused: a missing sink subject, credentials the registry or the Kafka broker refused, a
 #: certificate either side does not trust, an invalid schema.
 EXIT_PREFLIGHT: Final = 3
-#: Stack of the threads created after start (the codec threads of `asyncio.to_thread`). fastavro recurses
-#: on the C stack, two frames per level of a recursive record; registry_codecs.bounds caps records at
-#: MAX_DEPTH levels, which an 8 MiB stack holds with less than a factor of two to spare. Reserved address
-#: space, not memory: pages are committed only when touched.
-CODEC_THREAD_STACK_BYTES: Final = 32 * 2**20
-
-
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context: ssl.SSLContext | None = None
-    if settings.kafka_uses_ssl:
-        cafile = settings.kafka_ssl_cafile
-        context = ssl.create_default_context(cafile=os.fspath(cafile) if cafile else None)
-        if settings.kafka_ssl_certfile and settings.kafka_ssl_keyfile:
-            context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.kafka_sasl_password
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=password.reveal() if password else None,
-        ssl_context=context,
-        mechanism=settings.kafka_sasl_mechanism,
-    )
-
-
-def kafka_auth(settings: Settings) -> dict[str, Any]:
-    """Return the aiokafka security keyword arguments Faust's clients get from these settings."""
-    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
-
-
-def faust_settings(settings: Settings) -> dict[str, Any]:
-    """Return the keyword arguments for `faust.App` derived from the settings."""
-    session = settings.kafka_session_timeout_seconds
-    return {
-        "broker": [f"kafka://{server}" for server in settings.kafka_bootstrap_servers],
-        "broker_credentials": _credentials(settings),
-        "store": "memory://",
-        "autodiscover": False,
-        "web_enabled": True,
-        "web_bind": settings.web_host,
-        "web_port": settings.web_port,
-        "topic_partitions": settings.topic_partitions,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_session_timeout": session,
-        "broker_heartbeat_interval": min(3.0, session / 3),
-        "broker_commit_interval": settings.kafka_commit_interval_seconds,
-        # acks=all: an output is acknowledged (and its input committable) once every in-sync replica has
-        # it, so a leader that dies right after the ack cannot take it along (Faust's default, kept explicit).
-        "producer_acks": -1,
-        "producer_linger": settings.kafka_producer_linger_seconds,
-        "producer_max_batch_size": settings.kafka_producer_max_batch_size,
-        # A send the broker never acknowledges fails after this long and is retried (Faust's default: 20 min).
-        "producer_request_timeout": max(30.0, session),
-        "stream_buffer_maxsize": max(4096, 2 * settings.batch_size),
-        # On stop, commit what is acknowledged and cancel the agents; do not wait for the streams to drain:
-        # a pipeline stuck on a transient failure would never drain. Its batch is never acked
-        # (processing.claim), so the next owner of the partitions reads that batch again.
-        "stream_wait_empty": False,
-        "logging_config": logs.logging_config(settings.log_level, settings.log_format),
-    }
 
 
 def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Runtime | None = None) -> Any:
@@ -124,132 +63,40 @@ def create_app(settings: Settings, pipelines: Sequence[Pipeline], *, runtime: Ru
     """
     runtime = runtime or build_runtime(settings, pipelines)
     app = faust.App(settings.app_id, **faust_settings(settings))
-    # Faust's per-message dispatch without four tasks per message; a fetch wait shorter than Faust's 1.5 s
-    fastpath.install(app, fetch_max_wait=settings.kafka_fetch_max_wait_seconds)
-    kafka_hooks.install_producer(app, idempotent=settings.kafka_idempotent_producer)
-
-    _watch_broker(app, settings, runtime)
-    register_views(app, runtime.collector, runtime.readiness, runtime.metrics)
-    declared = _TopicDeclarer(app, runtime)
-    for runner in runtime.runners.values():
-        _add_agent(app, runner, settings, declared)
-
-    async def check_registry() -> None:
-        try:
-            await asyncio.to_thread(runtime.client.ping)
-        except CodecError as exc:
-            runtime.readiness.registry_failed(scrub(str(exc)))
-        else:
-            runtime.readiness.registry_ok()
-
-    app.timer(settings.registry_check_interval_seconds)(check_registry)
+    Avroflow(app, settings, runtime=runtime)
     return app
 
 
-def _watch_broker(app: Any, settings: Settings, runtime: Runtime) -> None:
-    """Keep `runtime.readiness` told of the group assignment and of the brokers' answers."""
-    readiness = runtime.readiness
-    readiness.rebalancing = lambda: bool(app.rebalancing)
+def load_app(spec: str) -> Any:
+    """Import the `faust.App` named by ``"package.module:ATTRIBUTE"``, whose agents an `Avroflow` declared.
 
-    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # Sent after every completed rebalance, with this member's partitions: none is an answer too.
-        readiness.assignment_received()
-
-    app.on_partitions_assigned.connect(assigned)
-    interval = BrokerWatch.interval_for(settings.readiness_broker_timeout_seconds)
-    watch = BrokerWatch(settings.kafka_bootstrap_servers, kafka_auth(settings), readiness, interval)
-    app.task(watch.run)
-
-
-class _TopicDeclarer:
-    """Creates the sink and dead-letter topics once, when missing (the consumer never creates them)."""
-
-    def __init__(self, app: Any, runtime: Runtime) -> None:
-        self._app = app
-        self._topics = sorted(
-            {r.pipeline.sink for r in runtime.runners.values()}
-            | {r.dlq_topic for r in runtime.runners.values()}
+    Raises:
+        PipelineError: the module or attribute does not exist, or is not an app with avroflow agents.
+    """
+    value: Any = load_object(spec, "app spec")
+    flow = getattr(value, "avroflow", None)
+    if not isinstance(value, faust.App) or not isinstance(flow, Avroflow):
+        raise PipelineError(
+            f"app spec {spec!r}: expected a faust.App with agents from workers.agents.Avroflow"
         )
-        self._done: asyncio.Future[None] | None = None
-
-    async def ensure(self) -> None:
-        if self._done is None:
-            self._done = asyncio.get_running_loop().create_future()
-            for name in self._topics:
-                try:
-                    await self._app.topic(name).maybe_declare()
-                # Creating is a convenience; without the right (ACL) the topic may still exist: go on.
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("could not create topic", extra={"topic": name, "error": scrub(str(exc))})
-            self._done.set_result(None)
-        await self._done
+    if not flow.runtime.runners:
+        raise PipelineError(f"app spec {spec!r}: the app has no avroflow agents")
+    return value
 
 
-def _add_agent(app: Any, runner: PipelineRunner, settings: Settings, declared: _TopicDeclarer) -> None:
-    source = app.topic(
-        runner.pipeline.source, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    producer_send = _sender(app)
-    runner.bind(producer_send, lambda message: app.consumer.ack(message))
-    batch, within = settings.batch_size, settings.batch_within_seconds
+def _deadline_arm(shutdown_timeout: float) -> Callable[[str], None]:
+    """What the worker does on SIGTERM/SIGINT before Faust's own stop: arm a hard deadline on it."""
 
-    async def run_pipeline(stream: Any) -> None:
-        await declared.ensure()
-        # Iterating the channel subscribes the topic; the batches come off its queue (workers.batches).
-        reader = BatchReader(app, aiter(stream.channel), batch, within)
-        try:
-            async for messages in reader:
-                await runner.handle(messages)
-        except Exception as exc:
-            # A bug, not a record problem (those are dead-lettered): stop the worker rather than run
-            # on with a batch whose offsets can never be committed.
-            log.critical(
-                "pipeline crashed; stopping the worker",
-                exc_info=True,
-                extra={"pipeline": runner.pipeline.name},
-            )
-            await app.crash(exc)
-            raise
-
-    run_pipeline.__name__ = run_pipeline.__qualname__ = f"pipeline_{runner.pipeline.name.replace('-', '_')}"
-    app.agent(source, name=f"avroflow.pipeline.{runner.pipeline.name}")(run_pipeline)
-
-
-def _sender(app: Any) -> Callable[[Send], Any]:
-    async def send(record: Send) -> Any:
-        return await app.producer.send(record.topic, record.key, record.value, None, None, record.headers)
-
-    return send
-
-
-class _Worker(faust.Worker):
-    """Faust's Worker without the terminal spinner, and with a hard deadline on shutdown."""
-
-    def __init__(self, app: Any, *, shutdown_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.spinner = None
-        self._shutdown_timeout = shutdown_timeout
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        # Faust's spinner handler turns the root logger to DEBUG when the level is WARN or above.
-        self.spinner = None
-
-    def _on_sigterm(self) -> None:
-        self._arm_deadline("SIGTERM")
-        super()._on_sigterm()
-
-    def _on_sigint(self) -> None:
-        self._arm_deadline("SIGINT")
-        super()._on_sigint()
-
-    def _arm_deadline(self, signal_name: str) -> None:
+    def arm(signal_name: str) -> None:
         log.info(
             "stopping: no new records, flushing the producer, committing",
-            extra={"signal": signal_name, "deadline_seconds": self._shutdown_timeout},
+            extra={"signal": signal_name, "deadline_seconds": shutdown_timeout},
         )
-        timer = threading.Timer(self._shutdown_timeout, _give_up, args=(self._shutdown_timeout,))
+        timer = threading.Timer(shutdown_timeout, _give_up, args=(shutdown_timeout,))
         timer.daemon = True
         timer.start()
+
+    return arm
 
 
 def _give_up(timeout: float) -> None:
@@ -258,37 +105,53 @@ def _give_up(timeout: float) -> None:
     os._exit(EXIT_CRASH)
 
 
-def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
+def run_worker(settings: Settings, pipelines: Sequence[Pipeline] = (), *, app: Any = None) -> int:
     """Run the worker process until SIGTERM/SIGINT; return the exit code.
+
+    Args:
+        settings: the worker's settings.
+        pipelines: the pipelines to run on an app of the worker's own.
+        app: instead, a `faust.App` of the user's whose agents an `Avroflow` declared (`load_app`).
 
     Returns:
         0 after a clean stop, 1 after a crash, `EXIT_PREFLIGHT` when the start was refused.
     """
     logs.configure(settings.log_level, settings.log_format)
-    log.info("starting", extra={"app_id": settings.app_id, "pipelines": ",".join(p.name for p in pipelines)})
+    names = app.avroflow.runtime.runners if app is not None else [p.name for p in pipelines]
+    log.info("starting", extra={"app_id": settings.app_id, "pipelines": ",".join(names)})
     refused: Exception | None = None
     try:
-        runtime = build_runtime(settings, pipelines)
+        # Before connecting to anything: a Faust release that moved a hook fails here, in one line.
+        compat.check(
+            features=hooks.features(
+                fast_path=settings.faust_fast_path, idempotent=settings.kafka_idempotent_producer
+            )
+        )
+        runtime = app.avroflow.runtime if app is not None else build_runtime(settings, pipelines)
         if not _preflight_until_signal(runtime):
             log.info("stopped before start")
             return EXIT_OK
         runtime.readiness.broker_ok()  # the broker has just answered the preflight probe
-        app = create_app(settings, pipelines, runtime=runtime)
-    except (PreflightError, PipelineError, KafkaAccessRefused, kafka_hooks.HookMissing) as exc:
+        if app is None:
+            app = create_app(settings, pipelines, runtime=runtime)
+        else:
+            app.avroflow.check_output_types()
+        check_serializers(app)  # an unregistered codec name stops the start, not every message after it
+        _log_adapter(app, settings)
+    except (PreflightError, PipelineError, KafkaAccessRefused, HookMissing, UnknownSerializer) as exc:
         refused = exc
     if refused is not None:
         log.error("refusing to start: %s", refused)
         return EXIT_PREFLIGHT
-    worker = _Worker(
+    worker = QuietWorker(
         app,
-        shutdown_timeout=settings.shutdown_timeout_seconds,
+        on_stop_signal=_deadline_arm(settings.shutdown_timeout_seconds),
         loglevel=settings.log_level.lower(),
         quiet=True,
         redirect_stdouts=False,
         logging_config=logs.logging_config(settings.log_level, settings.log_format),
     )
-    fastpath.tune_gc()  # after start-up: the app and the imports are never collected again
-    threading.stack_size(CODEC_THREAD_STACK_BYTES)  # before the event loop's executor makes its threads
+    tune_gc()  # after start-up: the app and the imports are never collected again
     started = time.monotonic()
     try:
         worker.execute_from_commandline()
@@ -298,6 +161,17 @@ def run_worker(settings: Settings, pipelines: Sequence[Pipeline]) -> int:
         runtime.client.close()
     log.info("stopped", extra={"exit_code": code, "uptime_seconds": round(time.monotonic() - started, 1)})
     return code
+
+
+def _log_adapter(app: Any, settings: Settings) -> None:
+    log.info(
+        "faust adapter",
+        extra={
+            "fast_path": settings.faust_fast_path,
+            "hooks": ",".join(hooks.installed(app)) or "none",
+            "versions": compat.installed_versions(),
+        },
+    )
 
 
 def _preflight_until_signal(runtime: Runtime) -> bool:
@@ -329,6 +203,7 @@ __all__ = [
     "create_app",
     "faust_settings",
     "kafka_auth",
+    "load_app",
     "preflight",
     "registry_client",
     "run_worker",

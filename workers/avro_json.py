@@ -3,8 +3,12 @@
 `from_json` turns a record parsed from natural JSON into what fastavro writes: ISO-8601 strings become
 datetimes for timestamp fields and dates for date fields, numbers or numeric strings become `Decimal`
 for decimal fields, strings of code points 0-255 become bytes, and a union value may be given plainly
-(``null`` or the value) or in Avro's JSON form (``{"string": "x"}``). `to_json_default` is the other
-way, for `json.dumps`: every value fastavro can hand back prints as JSON instead of crashing.
+(``null`` or the value) or in Avro's JSON form (``{"string": "x"}``). A plain object for a union of
+several record types becomes a `NamedRecord` of the one record type whose fields it matches (every key is
+a field of it, every field without a default is present); none or several matching is an error naming
+the candidates. Keys a record does not have are kept, so the encoder refuses them: nothing is dropped.
+`to_json_default` is the other way, for `json.dumps`: every value fastavro can hand back prints as JSON
+instead of crashing.
 """
 
 from __future__ import annotations
@@ -89,13 +93,15 @@ class _Converter:
         if schema.get("logicalType") and value is not None:
             return _logical(schema, value, path)
         if kind in ("record", "error") and isinstance(value, Mapping):
-            return {
+            converted = {
                 f["name"]: self.convert(
                     f["type"], value[f["name"]], f"{path}.{f['name']}".lstrip("."), namespace
                 )
                 for f in schema["fields"]
                 if f["name"] in value
             }
+            # keys the record does not have stay, for the encoder to refuse with their path
+            return {**converted, **{k: v for k, v in value.items() if k not in converted}}
         if kind == "array" and isinstance(value, list):
             return [self.convert(schema["items"], v, f"{path}[{i}]", namespace) for i, v in enumerate(value)]
         if kind == "map" and isinstance(value, Mapping):
@@ -124,10 +130,53 @@ class _Converter:
                 if isinstance(converted, dict) and full not in _PRIMITIVES and full != "map":
                     return NamedRecord(full, converted)  # the branch it names, written as that branch
                 return converted
+        records = [b for b in branches if self._record_of(b, namespace) is not None]
+        if isinstance(value, Mapping) and len(records) > 1:
+            has_map = "map" in names
+            chosen = self._matching_record(records, value, path, namespace, has_map=has_map)
+            if chosen is not None:
+                return chosen
         for branch in branches:
             if self._accepts(branch, value, namespace):
                 return self.convert(branch, value, path, namespace)
         return value
+
+    def _record_of(self, branch: Any, namespace: str) -> Mapping[str, Any] | None:
+        schema = self._resolve(branch, namespace, "") if isinstance(branch, str) else branch
+        if isinstance(schema, dict) and schema.get("type") in ("record", "error"):
+            return schema
+        return None
+
+    def _matching_record(
+        self, records: list[Any], value: Mapping[str, Any], path: str, namespace: str, *, has_map: bool
+    ) -> NamedRecord | None:
+        """The `NamedRecord` of the one record branch `value` matches; None to try a map branch.
+
+        Raises:
+            JsonConversionError: `value` matches several record branches, or none and the union has no map.
+        """
+        matched: list[tuple[str, Any]] = []
+        for branch in records:
+            schema = self._record_of(branch, namespace)
+            assert schema is not None  # noqa: S101 - records holds record branches only
+            fields = {f["name"]: f for f in schema["fields"]}
+            required = {name for name, f in fields.items() if "default" not in f}
+            if value.keys() <= fields.keys() and required <= value.keys():
+                matched.append((self._branch_name(branch, namespace), branch))
+        if len(matched) == 1:
+            [(full, branch)] = matched
+            converted = self.convert(branch, value, path, namespace)
+            return NamedRecord(full, converted)
+        if not matched and has_map:
+            return None
+        names = ", ".join(self._branch_name(b, namespace) for b in records)
+        raise JsonConversionError(
+            path,
+            f"a plain object for a union of several record types must match exactly one of them (every "
+            f"key a field, every field without default present); it matches "
+            f"{', '.join(n for n, _ in matched) or 'none'} of [{names}]. Name the branch: "
+            '{"<full name>": {...}}',
+        )
 
     def _accepts(self, branch: Any, value: Any, namespace: str) -> bool:
         kinds = _JSON_KINDS.get(type(value), frozenset())

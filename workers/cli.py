@@ -40,7 +40,19 @@ examples:
   echo '{"event_id":"e1","user_id":"u1","event_type":"click","occurred_at":"2024-05-01T12:00:00Z"}' \\
     | avroflow produce app-events --key-field user_id
   avroflow consume app-events-enriched --from-beginning --max-messages 10
+  avroflow consume app-events --from-beginning --timeout 5 --format avro-json \
+    | avroflow produce app-events-copy --format avro-json
 """
+
+_FORMATS = ("json", "avro-json")
+_FORMAT_HELP = (
+    "json (default): natural JSON, as described above. avro-json: Avro's JSON encoding, the form "
+    "kafka-avro-console-producer reads and kafka-avro-console-consumer prints: the value only, unions as "
+    '{"<branch full name>": value} (null bare), bytes, fixed and decimals as strings of code points '
+    "0-255 (\\u00XX), timestamps and dates as their long/int, enums as their symbol, every field "
+    'present, NaN and infinities as "NaN", "Infinity", "-Infinity". What consume --format avro-json '
+    "prints, produce --format avro-json writes back as the same bytes."
+)
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -85,9 +97,14 @@ def _add_produce(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             'Accepted JSON: null or the plain value for a nullable union (Avro\'s {"type": value} '
             "form too); epoch milliseconds or an ISO-8601 string for timestamp-millis/micros; an "
             "ISO date or days since the epoch for date; a number or numeric string for decimal; a "
-            "string of code points 0-255 for bytes and fixed."
+            "string of code points 0-255 for bytes and fixed. For a union of several record types, a "
+            "plain object is written as the one record type whose fields it matches (every key a field, "
+            "every field without default present), and refused naming the candidates when none or "
+            "several match. A line that cannot be encoded stops produce with its line number and field "
+            "path (exit 1); the lines before it are produced."
         ),
     )
+    produce.add_argument("--format", choices=_FORMATS, default="json", help=_FORMAT_HELP)
     produce.add_argument("topic", metavar="TOPIC")
     produce.add_argument("--subject", help="value subject (default: TOPIC-value)")
     produce.add_argument("--key-field", metavar="FIELD", help="use this field's value (as UTF-8) as the key")
@@ -103,9 +120,13 @@ def _add_consume(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
             'Print one JSON line per message: {"partition", "offset", "timestamp", "key", "schema_id", '
             '"value"}. Timestamps and dates print as ISO-8601 strings, decimals as strings, bytes as '
             "strings of code points 0-255. A message that is not an Avro frame prints with "
-            '"error" and its raw value instead of stopping the tool.'
+            '"error" and its raw value instead of stopping the tool. With --format avro-json, each '
+            "line is the value alone in Avro's JSON encoding, as kafka-avro-console-consumer prints it "
+            "(a tombstone prints as null); a message that is not an Avro frame is skipped and said on "
+            "stderr, and the exit code is then 1."
         ),
     )
+    consume.add_argument("--format", choices=_FORMATS, default="json", help=_FORMAT_HELP)
     consume.add_argument("topic", metavar="TOPIC")
     consume.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
     consume.add_argument("--max-messages", type=_positive_int, metavar="N", help="stop after N messages")
@@ -128,12 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker = subparsers.add_parser(
         "worker",
         help="run the stream worker (settings from AVROFLOW_* variables)",
-        description="Run the Faust worker with the pipelines named by AVROFLOW_PIPELINES until SIGTERM.",
+        description=(
+            "Run the Faust worker until SIGTERM: the pipelines named by AVROFLOW_PIPELINES, or the agents "
+            "of a Faust app of your own (--app)."
+        ),
+    )
+    worker.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help="a faust.App whose agents workers.agents.Avroflow declared, e.g. myproject.streams:app",
     )
     worker.set_defaults(handler=_lazy("workers.cli", "cmd_worker"))
     _add_schemas(subparsers)
     _add_produce(subparsers)
     _add_consume(subparsers)
+    _add_dlq(subparsers)
     demo = subparsers.add_parser(
         "demo",
         help="run the sample pipeline end to end on a local broker and registry",
@@ -149,19 +179,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_dlq(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = subparsers.add_parser(
+        "dlq",
+        help="inspect dead letters, or replay them to their source topic",
+        description="Read a dead-letter topic (<source>.dlq): print its records, or send chosen ones back.",
+    )
+    actions = dlq.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("inspect", "print each dead letter as a JSON line: reason, source partition and offset, schema id"),
+        ("replay", "send dead letters back to their source topic (or --to) with their key, bytes, headers"),
+    ):
+        action = actions.add_parser(name, parents=[_connection_options()], help=text, description=text)
+        action.add_argument("topic", metavar="TOPIC", help="the dead-letter topic")
+        action.add_argument("--reason", action="append", help="only this dlq.error.reason (repeatable)")
+        action.add_argument(
+            "--since", help="only dead-lettered at or after (ISO-8601, UTC by default, or ms)"
+        )
+        action.add_argument("--until", help="only dead-lettered before (ISO-8601 or ms)")
+        if name == "replay":
+            action.add_argument("--to", metavar="TOPIC", help="send to this topic instead of the source")
+            action.add_argument("--dry-run", action="store_true", help="count what would be replayed")
+        action.set_defaults(handler=_lazy("workers.dlq", f"cmd_{name}"))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker with the settings and pipelines from the environment."""
+    from workers.app import EXIT_PREFLIGHT, load_app, run_worker
+    from workers.faust.compat import HookMissing
     from workers.pipeline import PipelineError, load_pipelines
     from workers.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
+        if args.app:
+            try:
+                app = load_app(args.app)  # its Avroflow checks the Faust hooks as it installs them
+            except HookMissing as exc:
+                print(f"avroflow worker: refusing to start: {exc}", file=sys.stderr)
+                return EXIT_PREFLIGHT
+            return run_worker(app.avroflow.settings, app=app)
         pipelines = load_pipelines(settings.pipelines)
     except (SettingsError, PipelineError) as exc:
         print(f"avroflow worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from workers.app import run_worker
-
     return run_worker(settings, pipelines)
 
 

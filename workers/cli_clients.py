@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from registry_codecs.registry import RegistryClient
+from workers import clients
 from workers.settings import VARIABLES, Settings
 
 #: Stands in for the bootstrap servers when a command never talks to Kafka; never connected to.
@@ -48,21 +49,8 @@ def load_settings(
 
 
 def registry_client(settings: Settings) -> RegistryClient:
-    """Return a registry client configured with the settings' URLs, credentials and TLS files."""
-    basic_auth = None
-    if settings.schema_registry_username is not None and settings.schema_registry_password is not None:
-        basic_auth = (settings.schema_registry_username, settings.schema_registry_password.reveal())
-    token = settings.schema_registry_bearer_token
-    return RegistryClient(
-        list(settings.schema_registry_urls),
-        basic_auth=basic_auth,
-        bearer_token=token.reveal() if token is not None else None,
-        ca_file=_str_or_none(settings.schema_registry_ca_file),
-        cert_file=_str_or_none(settings.schema_registry_cert_file),
-        key_file=_str_or_none(settings.schema_registry_key_file),
-        read_timeout=settings.schema_registry_timeout_seconds,
-        latest_ttl=settings.latest_schema_ttl_seconds,
-    )
+    """The registry client of `workers.clients` (the worker's), answering an unknown id at once."""
+    return clients.registry_client(settings, unknown_id_grace=0.0)
 
 
 def kafka_options(settings: Settings) -> dict[str, Any]:
@@ -75,28 +63,10 @@ def kafka_options(settings: Settings) -> dict[str, Any]:
 
 
 def kafka_security_options(settings: Settings) -> dict[str, Any]:
-    """Return aiokafka's security keyword arguments (``security_protocol``, ``sasl_*``, ``ssl_context``)."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL_"):
-        password = settings.kafka_sasl_password
-        options.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=password.reveal() if password is not None else None,
-        )
-    if settings.kafka_uses_ssl:
-        from aiokafka.helpers import create_ssl_context
+    """Return aiokafka's security keyword arguments: `workers.kafka_config.kafka_auth`, the worker's own."""
+    from workers.kafka_config import kafka_auth  # imports Faust: only the commands that talk to Kafka
 
-        options["ssl_context"] = create_ssl_context(
-            cafile=_str_or_none(settings.kafka_ssl_cafile),
-            certfile=_str_or_none(settings.kafka_ssl_certfile),
-            keyfile=_str_or_none(settings.kafka_ssl_keyfile),
-        )
-    return options
-
-
-def _str_or_none(value: object | None) -> str | None:
-    return None if value is None else str(value)
+    return kafka_auth(settings)
 
 
 __all__ = ["kafka_options", "kafka_security_options", "load_settings", "registry_client"]

@@ -3,7 +3,10 @@
 Like Confluent's kafka-avro-console-producer and -consumer: `produce` reads one JSON object per line from
 stdin, encodes it with the latest schema of ``<topic>-value`` in the Confluent wire format and produces
 it; `consume` prints each message as a JSON line with its partition, offset, key, schema id and decoded
-value. JSON <-> Avro conversion rules are in `workers.avro_json`.
+value. Two JSON forms (``--format``): ``json``, natural JSON with ISO dates (`workers.avro_json`), and
+``avro-json``, Avro's own JSON encoding as Confluent's tools print and read it, value only, one per line
+(`workers.avro_json_encoding`): what `consume --format avro-json` prints, `produce --format avro-json`
+writes back as the same bytes.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from registry_codecs.errors import CodecError, RegistryError, SubjectNotFound
-from registry_codecs.framing import HEADER_SIZE, MAGIC_BYTE
+from registry_codecs.avro import parse_registered
+from registry_codecs.errors import CodecError, SubjectNotFound
+from registry_codecs.framing import HEADER_SIZE, header, looks_framed
 from registry_codecs.registry import RegistryClient
 from registry_codecs.serde import AvroDeserializer, AvroSerializer
 from workers.avro_json import JsonConversionError, from_json, to_json_default
+from workers.avro_json_encoding import AvroBodyError, AvroJsonCodec
 from workers.broker_wait import KafkaAccessRefused, probe
 from workers.cli import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from workers.cli_clients import kafka_options, kafka_security_options, load_settings, registry_client
@@ -31,6 +36,7 @@ from workers.settings import Settings, SettingsError
 
 _POLL_MS = 200
 _CONNECT_TIMEOUT = 10.0
+AVRO_JSON = "avro-json"
 
 
 class LineError(ValueError):
@@ -89,7 +95,7 @@ def _with_clients(
         print(
             f"avroflow {command}: {exc} (register a schema first: avroflow schemas register)", file=sys.stderr
         )
-    except (RegistryError, KafkaError, LineError) as exc:
+    except (CodecError, KafkaError, LineError) as exc:  # RegistryError is a CodecError
         print(f"avroflow {command}: {exc}", file=sys.stderr)
     finally:
         client.close()
@@ -99,32 +105,44 @@ def _with_clients(
 class _Encoder:
     """Turns one JSON line into (key, framed value) with the subject's latest schema."""
 
-    def __init__(self, client: RegistryClient, subject: str, key_field: str | None) -> None:
+    def __init__(self, client: RegistryClient, subject: str, key_field: str | None, form: str) -> None:
         self.serializer = AvroSerializer(client, subject)
         self.schema_id = self.serializer.schema_id
-        self.schema = json.loads(client.get_schema(self.schema_id).schema_str)
+        registered = client.get_schema(self.schema_id)
+        self.schema = json.loads(registered.schema_str)
         self.key_field = key_field
+        # Avro JSON is written straight to the body, so the branch each union value names is the one written
+        self.avro_json = AvroJsonCodec(parse_registered(registered)) if form == AVRO_JSON else None
 
     def encode(self, number: int, line: str) -> tuple[bytes | None, bytes]:
         try:
             record = json.loads(line)
         except ValueError as exc:
             raise LineError(f"line {number}: not JSON: {exc}") from exc
-        if not isinstance(record, dict):
-            raise LineError(f"line {number}: expected a JSON object, got {type(record).__name__}")
         try:
-            value = self.serializer.encode(from_json(self.schema, record))
-        # JsonConversionError and RecordDoesNotFitSchema, whose messages name the field path
-        except ValueError as exc:
-            raise LineError(f"line {number}: {exc}") from exc
+            if self.avro_json is not None:
+                value = header(self.schema_id) + self.avro_json.from_json(line)
+            elif not isinstance(record, dict):
+                raise LineError(f"line {number}: expected a JSON object, got {type(record).__name__}")
+            else:
+                value = self.serializer.encode(from_json(self.schema, record))
+        # JsonConversionError, AvroJsonError and RecordDoesNotFitSchema, whose messages name the field path
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, LineError):
+                raise
+            raise LineError(f"line {number}: {exc or 'nested too deep'}") from exc
         return self._key(number, record), value
 
-    def _key(self, number: int, record: dict[str, Any]) -> bytes | None:
+    def _key(self, number: int, record: Any) -> bytes | None:
         if self.key_field is None:
             return None
+        if not isinstance(record, dict):
+            raise LineError(f"line {number}: no field {self.key_field!r} for the key in a non-object value")
         if self.key_field not in record:
             raise LineError(f"line {number}: no field {self.key_field!r} for the key")
         key = record[self.key_field]
+        if self.avro_json is not None and isinstance(key, dict) and len(key) == 1:
+            [key] = key.values()  # {"string": "u1"}: the union's value, not its wrapper
         text = key if isinstance(key, str) else json.dumps(key, default=to_json_default)
         return text.encode("utf-8")
 
@@ -133,7 +151,7 @@ async def _produce(
     settings: Settings, client: RegistryClient, args: argparse.Namespace, stdin: TextIO
 ) -> int:
     subject = args.subject or f"{args.topic}-value"
-    encoder = _Encoder(client, subject, args.key_field)
+    encoder = _Encoder(client, subject, args.key_field, args.format)
     producer = AIOKafkaProducer(acks="all", **kafka_options(settings))
     await producer.start()
     sent: list[asyncio.Future[Any]] = []
@@ -163,26 +181,78 @@ async def _consume(settings: Settings, client: RegistryClient, args: argparse.Na
         **kafka_options(settings),
     )
     deserializer = AvroDeserializer(client, subject=args.topic)
+    show = AvroJsonPrinter(client, deserializer).line if args.format == AVRO_JSON else None
     await consumer.start()
-    printed = 0
+    printed = skipped = 0
     idle_since = time.monotonic()
     try:
-        while args.max_messages is None or printed < args.max_messages:
+        while args.max_messages is None or printed + skipped < args.max_messages:
             if args.timeout is not None and time.monotonic() - idle_since >= args.timeout:
                 break
             batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=args.max_messages)
             for message in (m for batch in batches.values() for m in batch):
-                if args.max_messages is not None and printed >= args.max_messages:
+                if args.max_messages is not None and printed + skipped >= args.max_messages:
                     break
-                print(
-                    json.dumps(render(deserializer, message), default=to_json_default), file=out, flush=True
-                )
-                printed += 1
                 idle_since = time.monotonic()
+                text = _text(show, deserializer, message)
+                if text is None:
+                    skipped += 1
+                else:
+                    print(text, file=out, flush=True)
+                    printed += 1
     finally:
         await consumer.stop()
-    print(f"consumed {printed} message(s) from {args.topic}", file=sys.stderr)
-    return EXIT_OK
+    also = f" ({skipped} skipped: not printable as Avro JSON)" if skipped else ""
+    print(f"consumed {printed} message(s) from {args.topic}{also}", file=sys.stderr)
+    return EXIT_FAILED if skipped else EXIT_OK
+
+
+def _text(
+    show: Callable[[bytes | None], str] | None, deserializer: AvroDeserializer, message: Any
+) -> str | None:
+    """The line to print for `message`, or None when it cannot be printed as Avro JSON (said on stderr)."""
+    if show is None:
+        return json.dumps(render(deserializer, message), default=to_json_default)
+    try:
+        return show(message.value)
+    # Not Avro: said on stderr, never printed where a value is expected; a registry outage stops the tool.
+    except (ValueError, CodecError) as exc:
+        if isinstance(exc, CodecError) and exc.retriable:
+            raise
+        reason = exc.reason if isinstance(exc, CodecError) else "avro_json"
+        where = f"partition {message.partition} offset {message.offset}"
+        print(f"avroflow consume: {where}: skipped, {reason}: {exc}", file=sys.stderr)
+        return None
+
+
+class AvroJsonPrinter:
+    """Prints a message value as kafka-avro-console-consumer does: the Avro JSON of its writer schema.
+
+    A tombstone prints as ``null``, as Confluent's consumer prints it.
+    """
+
+    def __init__(self, client: RegistryClient, deserializer: AvroDeserializer) -> None:
+        self._client = client
+        self._deserializer = deserializer
+        self._codecs: dict[int, AvroJsonCodec] = {}
+
+    def line(self, value: bytes | None) -> str:
+        """Return the Avro JSON text of one message value.
+
+        Raises:
+            CodecError: not a frame, an unknown schema id, a body that does not decode (retriable ones,
+                the registry unreachable, are raised too: `RegistryUnavailable` is not a ValueError).
+            AvroBodyError: the body does not read as Avro JSON's walk reads it.
+        """
+        if value is None:
+            return "null"
+        schema_id, _ = self._deserializer.decode_with_id(value)  # the same checks and reasons as `json`
+        codec = self._codecs.get(schema_id)
+        if codec is None:
+            codec = self._codecs[schema_id] = AvroJsonCodec(
+                parse_registered(self._client.get_schema(schema_id))
+            )
+        return codec.to_json(value[HEADER_SIZE:])
 
 
 def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
@@ -216,7 +286,7 @@ def render(deserializer: AvroDeserializer, message: Any) -> dict[str, Any]:
 def _key(deserializer: AvroDeserializer, key: bytes | None) -> Any:
     if key is None:
         return None
-    if len(key) > HEADER_SIZE and key[0] == MAGIC_BYTE:
+    if looks_framed(key):  # a 5-byte key is a frame too: a record with no fields has an empty body
         try:
             return deserializer.decode(key)
         except CodecError as exc:
@@ -229,6 +299,9 @@ def _key(deserializer: AvroDeserializer, key: bytes | None) -> Any:
 
 
 __all__ = [
+    "AVRO_JSON",
+    "AvroBodyError",
+    "AvroJsonPrinter",
     "JsonConversionError",
     "KafkaUnreachable",
     "LineError",

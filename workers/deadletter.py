@@ -10,12 +10,12 @@ original headers are kept, first, so a replay tool can restore the message exact
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from registry_codecs.errors import CodecError
+from registry_codecs.redact import mask_secrets
 from workers.pipeline import TransformResultError
 
 #: Header names, in the order they are appended.
@@ -41,11 +41,6 @@ MAX_MESSAGE_CHARS: Final = 512
 TRANSFORM_FAILED: Final = "transform_failed"
 
 Headers = list[tuple[str, bytes]]
-
-_USERINFO: Final = re.compile(r"(?<=://)[^/@\s]*@")
-_SECRET_PAIR: Final = re.compile(
-    r"(?i)\b(password|passwd|secret|token|authorization|api[_-]?key)(\s*[=:]\s*)\S+"
-)
 
 
 class OutputTooLarge(Exception):
@@ -92,7 +87,7 @@ def schema_id_of(error: BaseException) -> int | None:
 
 def scrub(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Return `message` without URL credentials or ``password=...``-like values, cut to `limit` chars."""
-    cleaned = _SECRET_PAIR.sub(r"\1\2***", _USERINFO.sub("***@", message))
+    cleaned = mask_secrets(message)
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "\u2026"
     return cleaned

@@ -1,7 +1,7 @@
 """What a batch produces and when its inputs count as done: sends, outcomes, acks, backoff.
 
-`Send` is one record for the producer; `Outcome` is what became of one input. `claim` and `release` take
-the acking of a batch away from Faust and give it back only once its results are durable. `sort_failure`
+`Send` is one record for the producer; `Outcome` is what became of one input (the acking of a batch is
+Faust's business and lives in `workers.faust.acks`). `sort_failure`
 tells a send the broker will never take (too large) from one worth retrying, and from one that no retry
 by this producer can deliver (`ProducerSequenceBroken`); `Backoff` spaces retries.
 """
@@ -9,7 +9,7 @@ by this producer can deliver (`ProducerSequenceBroken`); `Backoff` spaces retrie
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -77,31 +77,6 @@ class Backoff:
         return ceiling * (0.5 + self.jitter() / 2)
 
 
-def claim(messages: Sequence[Any]) -> None:
-    """Take the acking of these messages away from Faust.
-
-    The worker reads batches off the channel (`workers.batches`), so no Faust stream acks them; marking
-    them acked keeps it that way whatever else in Faust calls ``Message.ack`` (a stream over the same
-    topic, Faust's ``Stream.take_events`` acking a batch in a ``finally`` when it is closed on shutdown).
-    A message marked as acked makes Faust's ack a no-op, so nothing but :func:`release` can let its
-    offset be committed; a batch abandoned mid-retry is read again by the next owner of its partitions.
-    """
-    for message in messages:
-        message.acked = True
-
-
-def release(messages: Sequence[Any], ack: Callable[[Any], object]) -> None:
-    """Ack messages claimed by :func:`claim` once their results are durable.
-
-    A message read by several pipelines (one source, several agents) is acked when the last one is done,
-    as Faust does: the conductor counted one reference per reader.
-    """
-    for message in messages:
-        if message.decref() == 0:
-            message.acked = False
-            ack(message)
-
-
 def sort_failure(
     send: Send, exc: BaseException, failed: list[Send], refused: list[tuple[Send, BaseException]]
 ) -> BaseException | None:
@@ -135,7 +110,5 @@ __all__ = [
     "ProducerSequenceBroken",
     "Send",
     "SendFn",
-    "claim",
-    "release",
     "sort_failure",
 ]

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,7 +43,16 @@ TOMBSTONE: Final = Tombstone()
 Output = Record | Tombstone
 Transform = Callable[[Record], Output | Iterable[Output] | None]
 
-KEY_FORMATS: Final = ("auto", "avro", "raw")
+
+class KeyFormat(StrEnum):
+    """What a pipeline does with keys (see `workers.keys`); a plain string of the same value works too."""
+
+    AUTO = "auto"
+    AVRO = "avro"
+    RAW = "raw"
+
+
+KEY_FORMATS: Final = tuple(k.value for k in KeyFormat)
 #: What happens to a source message whose value is null (a tombstone, as compacted topics use them).
 TOMBSTONE_MODES: Final = ("forward", "transform")
 _TOPIC: Final = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -89,7 +99,7 @@ class Pipeline:
     sink: str
     transform: Transform
     reader_schema: str | None = None
-    key_format: str = "auto"
+    key_format: KeyFormat | str = KeyFormat.AUTO
     dlq_topic: str | None = None
     sink_schema: str | None = None
     tombstones: str = "forward"
@@ -105,6 +115,7 @@ class Pipeline:
             raise PipelineError(f"pipeline {self.name}: source and sink are the same topic {self.source!r}")
         if self.key_format not in KEY_FORMATS:
             raise PipelineError(f"pipeline {self.name}: key_format must be one of {', '.join(KEY_FORMATS)}")
+        object.__setattr__(self, "key_format", KeyFormat(self.key_format))  # typed once, here
         if self.tombstones not in TOMBSTONE_MODES:
             modes = ", ".join(TOMBSTONE_MODES)
             raise PipelineError(f"pipeline {self.name}: tombstones must be one of {modes}")
@@ -200,25 +211,35 @@ def validate_pipelines(pipelines: Sequence[Pipeline]) -> tuple[Pipeline, ...]:
     return tuple(pipelines)
 
 
+def load_object(spec: str, what: str) -> Any:
+    """Import the object named by ``"package.module:ATTRIBUTE"`` (`what` names the spec in errors).
+
+    Raises:
+        PipelineError: the spec is malformed, the module cannot be imported, or has no such attribute.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise PipelineError(f"{what} {spec!r}: expected 'package.module:ATTRIBUTE'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineError(f"{what} {spec!r}: cannot import {module_name}: {exc}") from exc
+    value: Any = module
+    for part in attribute.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise PipelineError(f"{what} {spec!r}: {module_name} has no {attribute}") from None
+    return value
+
+
 def load_pipelines(spec: str) -> tuple[Pipeline, ...]:
     """Import the pipelines named by ``"package.module:ATTRIBUTE"`` (a sequence of `Pipeline`).
 
     Raises:
         PipelineError: the module or attribute does not exist, or holds something else.
     """
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise PipelineError(f"pipelines spec {spec!r}: expected 'package.module:ATTRIBUTE'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PipelineError(f"pipelines spec {spec!r}: cannot import {module_name}: {exc}") from exc
-    value: Any = module
-    for part in attribute.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise PipelineError(f"pipelines spec {spec!r}: {module_name} has no {attribute}") from None
+    value = load_object(spec, "pipelines spec")
     if isinstance(value, Pipeline):
         value = (value,)
     if not isinstance(value, Sequence):
@@ -230,6 +251,7 @@ __all__ = [
     "KEY_FORMATS",
     "TOMBSTONE",
     "TOMBSTONE_MODES",
+    "KeyFormat",
     "Output",
     "Pipeline",
     "PipelineError",
@@ -238,6 +260,7 @@ __all__ = [
     "Transform",
     "TransformResultError",
     "apply_transform",
+    "load_object",
     "load_pipelines",
     "validate_pipelines",
 ]

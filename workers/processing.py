@@ -1,6 +1,6 @@
 """Processing one batch of raw input messages: decode, transform, encode, send or dead-letter, retry.
 
-The agent hands each batch of raw Faust messages (`workers.batches`) to `PipelineRunner.handle`. The
+The agent hands each batch of raw Faust messages (`workers.faust.batches`) to `PipelineRunner.handle`. The
 codec and transform work for the whole batch runs in one worker thread (`asyncio.to_thread`, once per
 batch, not per record), so a registry call on a cache miss or a TTL refresh never blocks the event loop
 that answers heartbeats and /healthz. Each input ends in one `Outcome`: outputs for the sink, nothing
@@ -22,8 +22,8 @@ Failures are sorted by what retrying can do:
 
 `handle` returns only after every output and dead letter of the batch is acknowledged by the broker; the
 agent acks the batch's offsets after that, so Faust never commits past an input whose result is not
-durable. The runner acks the batch itself (`claim`, `release`): if `handle` is interrupted (shutdown,
-crash), the batch is never acked, so a restart reprocesses it.
+durable. The runner acks the batch itself (`claim`, `release` in `workers.faust.acks`): if `handle` is
+interrupted (shutdown, crash), the batch is never acked, so a restart reprocesses it.
 """
 
 from __future__ import annotations
@@ -57,11 +57,10 @@ from workers.delivery import (
     Outcome,
     Send,
     SendFn,
-    claim,
-    release,
     sort_failure,
 )
-from workers.keys import KeyConverter
+from workers.faust.acks import claim, release
+from workers.keys import key_codec
 from workers.pipeline import TOMBSTONE, Pipeline, apply_transform
 from workers.web import Readiness, WorkerMetrics
 
@@ -111,7 +110,7 @@ class PipelineRunner:
             metrics=codec_metrics,
         )
         self.encoder = AvroSerializer(lookup, pipeline.sink_value_subject, metrics=codec_metrics)
-        self.keys = KeyConverter(pipeline, lookup, codec_metrics, key_recheck_seconds)
+        self.keys = key_codec(pipeline, lookup, codec_metrics, key_recheck_seconds)
         self._lookup = lookup
         self._readiness = readiness
         self._backoff = backoff

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from registry_codecs import CodecError, CodecMetrics, RegistryAuthError, RegistryClient, RegistryUnavailable
 from registry_codecs.errors import SubjectNotFound
+from workers.clients import registry_client
 from workers.deadletter import scrub
 from workers.pipeline import Pipeline, PipelineError, validate_pipelines
 from workers.processing import Backoff, PipelineRunner
@@ -60,41 +60,23 @@ class Runtime:
     runners: dict[str, PipelineRunner]
 
 
-def registry_client(settings: Settings, metrics: CodecMetrics | None = None) -> RegistryClient:
-    """Return a `RegistryClient` configured from the settings (URLs, credentials, TLS, timeouts, TTL)."""
-    username = settings.schema_registry_username
-    password = settings.schema_registry_password
-    token = settings.schema_registry_bearer_token
-
-    def path(value: os.PathLike[str] | None) -> str | None:
-        return os.fspath(value) if value is not None else None
-
-    return RegistryClient(
-        list(settings.schema_registry_urls),
-        basic_auth=(username, password.reveal() if password else "") if username else None,
-        bearer_token=token.reveal() if token else None,
-        ca_file=path(settings.schema_registry_ca_file),
-        cert_file=path(settings.schema_registry_cert_file),
-        key_file=path(settings.schema_registry_key_file),
-        connect_timeout=min(5.0, settings.schema_registry_timeout_seconds),
-        read_timeout=settings.schema_registry_timeout_seconds,
-        latest_ttl=settings.latest_schema_ttl_seconds,
-        unknown_id_grace=settings.schema_not_found_retry_seconds,
-        metrics=metrics,
-    )
-
-
 def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
     """Create the metrics, the registry client and one runner per pipeline (no network yet).
 
     Raises:
+        PipelineError: no pipelines, or two with the same name.
         PreflightError: a pipeline's reader schema cannot be read or is not a valid Avro schema.
     """
-    pipelines = validate_pipelines(pipelines)
+    runtime = new_runtime(settings)
+    for pipeline in validate_pipelines(pipelines):
+        add_pipeline(runtime, pipeline)
+    return runtime
+
+
+def new_runtime(settings: Settings) -> Runtime:
+    """Create the metrics, the registry client and the readiness state, with no pipeline yet."""
     collector = CollectorRegistry()
     codec_metrics = CodecMetrics.create(collector)
-    metrics = WorkerMetrics.create(collector)
-    client = registry_client(settings, codec_metrics)
     readiness = Readiness(
         # Three check intervals, plus the longest a ping may take before it answers (each URL's timeout):
         # a slow answer that comes is not "not heard from".
@@ -102,28 +84,43 @@ def build_runtime(settings: Settings, pipelines: Sequence[Pipeline]) -> Runtime:
         + settings.schema_registry_timeout_seconds * len(settings.schema_registry_urls),
         broker_max_age=settings.readiness_broker_timeout_seconds,
     )
-    readiness.unresolved_subjects.update(p.sink_value_subject for p in pipelines)
-    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
-    runners = {}
-    for pipeline in pipelines:
-        try:
-            runners[pipeline.name] = PipelineRunner(
-                pipeline,
-                lookup=client,
-                dlq_topic=pipeline.dead_letter_topic(settings.dlq_suffix),
-                metrics=metrics,
-                readiness=readiness,
-                backoff=backoff,
-                codec_metrics=codec_metrics,
-                key_recheck_seconds=settings.latest_schema_ttl_seconds,
-            )
-        except (PipelineError, CodecError) as exc:
-            raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
-        metrics.pipeline_stuck.labels(pipeline.name).set(0)
-    return Runtime(settings, pipelines, collector, codec_metrics, metrics, client, readiness, runners)
+    client = registry_client(settings, codec_metrics)
+    metrics = WorkerMetrics.create(collector)
+    return Runtime(settings, (), collector, codec_metrics, metrics, client, readiness, {})
 
 
-def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
+def add_pipeline(runtime: Runtime, pipeline: Pipeline) -> PipelineRunner:
+    """Add `pipeline`'s runner to `runtime`; its sink subject is unresolved until `preflight` resolves it.
+
+    Raises:
+        PipelineError: a pipeline of that name is already there, or `pipeline` is not a `Pipeline`.
+        PreflightError: the pipeline's reader schema cannot be read or is not a valid Avro schema.
+    """
+    validate_pipelines([*runtime.pipelines, pipeline])
+    settings = runtime.settings
+    try:
+        runner = PipelineRunner(
+            pipeline,
+            lookup=runtime.client,
+            dlq_topic=pipeline.dead_letter_topic(settings.dlq_suffix),
+            metrics=runtime.metrics,
+            readiness=runtime.readiness,
+            backoff=Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds),
+            codec_metrics=runtime.codec_metrics,
+            key_recheck_seconds=settings.latest_schema_ttl_seconds,
+        )
+    except (PipelineError, CodecError) as exc:
+        raise PreflightError(f"pipeline {pipeline.name}: reader schema: {exc}") from exc
+    runtime.pipelines = (*runtime.pipelines, pipeline)
+    runtime.runners[pipeline.name] = runner
+    runtime.readiness.unresolved_subjects.add(pipeline.sink_value_subject)
+    runtime.metrics.pipeline_stuck.labels(pipeline.name).set(0)
+    return runner
+
+
+def preflight(
+    runtime: Runtime, stop: threading.Event | None = None, runners: Sequence[PipelineRunner] | None = None
+) -> bool:
     """Resolve every sink subject's latest schema before the consumer joins its group.
 
     Waits (with backoff and one log line per outage) while the registry is unreachable. A missing sink
@@ -131,6 +128,11 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
     is asked for again, with the same backoff, until `schema_not_found_retry_seconds` have passed since
     it was first missing, and then the start is refused. The sink's key subject is used for Avro keys
     when it exists; a pipeline with ``key_format="avro"`` waits for it the same way, then is refused.
+
+    Args:
+        runtime: the runners' shared state.
+        stop: set to stop waiting (a signal, the app stopping).
+        runners: the runners to resolve (default: all of them).
 
     Returns:
         True when every pipeline is ready to run, False when `stop` was set while waiting.
@@ -140,7 +142,7 @@ def preflight(runtime: Runtime, stop: threading.Event | None = None) -> bool:
     """
     stop = stop or threading.Event()
     missing_since: dict[str, float] = {}
-    for runner in runtime.runners.values():
+    for runner in runtime.runners.values() if runners is None else runners:
         step = functools.partial(_resolve_sink, runtime, runner, missing_since)
         if not _until_reachable(runtime, stop, step):
             return False
@@ -244,13 +246,13 @@ def _resolve_sink_key(
 ) -> None:
     """Use the sink's key subject when it exists; with ``key_format="avro"`` it must (waited for a while)."""
     pipeline = runner.pipeline
-    if pipeline.key_format == "raw":
+    if not runner.keys.uses_subject:
         return
     subject = pipeline.sink_key_subject
     try:
         runner.keys.resolve()
     except SubjectNotFound:
-        if pipeline.key_format == "avro":
+        if runner.keys.requires_subject:
             raise _missing_sink_subject(
                 settings, subject, {} if missing_since is None else missing_since, key=True
             ) from None
@@ -260,4 +262,12 @@ def _resolve_sink_key(
         raise PreflightError(f"sink key subject {subject}: {exc}") from exc
 
 
-__all__ = ["PreflightError", "Runtime", "build_runtime", "preflight", "registry_client"]
+__all__ = [
+    "PreflightError",
+    "Runtime",
+    "add_pipeline",
+    "build_runtime",
+    "new_runtime",
+    "preflight",
+    "registry_client",
+]

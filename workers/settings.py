@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from registry_codecs.redact import mask_secrets
+
 PREFIX: Final = "AVROFLOW_"
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -28,7 +30,6 @@ LOG_FORMATS: Final = ("logfmt", "json")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-_USERINFO: Final = re.compile(r"(?<=://)[^/@]*@")
 _PIPELINES_SPEC: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 N = TypeVar("N", int, float)
@@ -67,8 +68,8 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """Return `url` with any ``user:password@`` part replaced by ``***@``."""
-    return _USERINFO.sub("***@", url)
+    """Return `url` with any ``user:password@`` part replaced by ``***@`` (`mask_secrets`)."""
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -99,6 +100,8 @@ class Settings:
     kafka_fetch_max_wait_seconds: float = 0.1
     #: aiokafka's idempotent producer (acks=all): a retried send is neither duplicated nor reordered.
     kafka_idempotent_producer: bool = True
+    #: The worker's Faust fast path (workers/faust/fastpath.py, batches.py); off: plain Faust dispatch.
+    faust_fast_path: bool = True
     topic_partitions: int = 1
     # Schema registry
     schema_registry_username: str | None = None
@@ -119,6 +122,7 @@ class Settings:
     retry_backoff_max_seconds: float = 10.0
     registry_check_interval_seconds: float = 5.0
     readiness_broker_timeout_seconds: float = 30.0
+    lag_check_interval_seconds: float = 15.0
     # Process
     web_host: str = "0.0.0.0"  # noqa: S104 - a container's probes reach the pod IP, not loopback
     web_port: int = 6066
@@ -336,6 +340,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "kafka_commit_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "kafka_fetch_max_wait_seconds": _number(float, 0.001, "a number of seconds"),
     "kafka_idempotent_producer": _parse_bool,
+    "faust_fast_path": _parse_bool,
     "topic_partitions": _number(int, 1, "a whole number"),
     "schema_registry_password": _parse_secret,
     "schema_registry_bearer_token": _parse_secret,
@@ -353,6 +358,7 @@ _PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "retry_backoff_max_seconds": _seconds,
     "registry_check_interval_seconds": _number(float, 0.1, "a number of seconds"),
     "readiness_broker_timeout_seconds": _number(float, 1.0, "a number of seconds"),
+    "lag_check_interval_seconds": _number(float, 1.0, "a number of seconds"),
     "web_port": _number(int, 1, "a TCP port", 65535),
     "log_level": _choice(LOG_LEVELS),
     "log_format": _choice(LOG_FORMATS, upper=False),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.registry import compatibility
+from devstack.registry.contracts import contract_from_body, with_contract
 from devstack.registry.errors import ApiError, invalid_version, schema_not_found, version_not_found
 from devstack.registry.schemas import (
     SCHEMA_TYPES,
@@ -131,7 +132,10 @@ class RegistryApi:
     def _register(self, req: Request) -> tuple[int, Any]:
         (subject,) = req.params
         doc = self._schema_from_body(req.body)
+        contract = contract_from_body(req.body)
         with self.store.lock:
+            # As Confluent: what the body does not say about the contract is the latest version's.
+            doc = with_contract(doc, contract, self.store.latest_doc(subject))
             existing = self.store.find(subject, doc)
             if existing is not None:
                 return 200, {"id": existing.schema_id}
@@ -149,10 +153,13 @@ class RegistryApi:
     def _lookup(self, req: Request) -> tuple[int, Any]:
         (subject,) = req.params
         doc = self._schema_from_body(req.body)
+        contract = contract_from_body(req.body)
         deleted = req.flag("deleted")
         with self.store.lock:
             self.store.versions(subject, include_deleted=deleted)  # 40401 when the subject is unknown
-            entry = self.store.find(subject, doc, include_deleted=deleted)
+            entry = self.store.find(subject, with_contract(doc, contract), include_deleted=deleted)
+            if entry is None and not contract.given:  # no contract sent: the schema with any contract
+                entry = self.store.find_schema(subject, doc, include_deleted=deleted)
             if entry is None:
                 raise schema_not_found()
             return 200, self._version_body(entry)

@@ -65,14 +65,29 @@ class SchemaDoc:
     text: str
     references: tuple[Reference, ...]
     identity: str
+    #: The data contract (`devstack.registry.contracts`): JSON objects as registered, or None.
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
+    rule_set: dict[str, Any] | None = field(default=None, compare=False)
+    #: The identity of the schema alone (text and references), when `identity` also holds a contract.
+    base_identity: str = ""
+
+    @property
+    def schema_identity(self) -> str:
+        """The identity without the contract: equal for the same schema registered with other rules."""
+        return self.base_identity or self.identity
 
     def to_json(self) -> dict[str, Any]:
-        """``schema``, plus ``schemaType`` when not Avro and ``references`` when there are any."""
+        """``schema``, plus ``schemaType`` when not Avro, and ``references``, ``metadata`` and ``ruleSet``
+        when there are any."""
         body: dict[str, Any] = {"schema": self.text}
         if self.schema_type != "AVRO":
             body["schemaType"] = self.schema_type
         if self.references:
             body["references"] = [ref.to_json() for ref in self.references]
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
+        if self.rule_set is not None:
+            body["ruleSet"] = self.rule_set
         return body
 
 

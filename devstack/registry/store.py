@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.registry.contracts import contract_state, stored_object
 from devstack.registry.errors import ApiError, subject_not_found, version_not_found
 from devstack.registry.schemas import Reference, SchemaDoc
 
@@ -164,6 +165,25 @@ class RegistryStore:
                 if e.schema_id == schema_id and (include_deleted or not e.deleted)
             ]
             return matches[-1] if matches else None
+
+    def find_schema(
+        self, subject: str, doc: SchemaDoc, *, include_deleted: bool = False
+    ) -> VersionEntry | None:
+        """The subject's newest version holding this schema with any contract (a lookup that sends none)."""
+        with self.lock:
+            matches = [
+                e
+                for e in self._subjects.get(subject, ())
+                if self._schemas[e.schema_id].schema_identity == doc.schema_identity
+                and (include_deleted or not e.deleted)
+            ]
+            return matches[-1] if matches else None
+
+    def latest_doc(self, subject: str) -> SchemaDoc | None:
+        """The schema of the subject's latest live version, or None (a new or fully deleted subject)."""
+        with self.lock:
+            live = [e for e in self._subjects.get(subject, ()) if not e.deleted]
+            return self._schemas[live[-1].schema_id] if live else None
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -312,6 +332,7 @@ class RegistryStore:
                     "schema": doc.text,
                     "references": [ref.to_json() for ref in doc.references],
                     "identity": doc.identity,
+                    **contract_state(doc),
                 }
                 for schema_id, doc in sorted(self._schemas.items())
             ],
@@ -331,7 +352,15 @@ class RegistryStore:
                 refs = tuple(
                     Reference(r["name"], r["subject"], int(r["version"])) for r in item["references"]
                 )
-                doc = SchemaDoc(item["schemaType"], item["schema"], refs, item["identity"])
+                doc = SchemaDoc(
+                    item["schemaType"],
+                    item["schema"],
+                    refs,
+                    item["identity"],
+                    metadata=stored_object(item.get("metadata")),
+                    rule_set=stored_object(item.get("ruleSet")),
+                    base_identity=str(item.get("baseIdentity", "")),
+                )
                 self._schemas[int(item["id"])] = doc
                 self._ids[doc.identity] = int(item["id"])
             for name, entries in state["subjects"].items():

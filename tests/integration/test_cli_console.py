@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import fastavro
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from registry_codecs.registry import RegistryClient
 from workers.sample import INPUT_SCHEMA_FILE
@@ -186,3 +189,198 @@ def test_consume_with_a_timeout_ends_on_an_empty_topic(
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert f"consumed 0 message(s) from {topic}" in result.stderr
+
+
+# -- --format avro-json ------------------------------------------------------------------------------------
+
+CREATED = {"type": "record", "name": "Created", "fields": [{"name": "id", "type": "long"}]}
+DELETED = {"type": "record", "name": "Deleted", "fields": [{"name": "id", "type": "long"}]}
+HARD = {
+    "type": "record",
+    "name": "Hard",
+    "namespace": "t",
+    "fields": [
+        {"name": "change", "type": [CREATED, DELETED]},
+        {"name": "number", "type": ["int", "long"]},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A", "B"]}},
+        {"name": "md5", "type": {"type": "fixed", "name": "Md5", "size": 2}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "props", "type": {"type": "map", "values": ["null", "double"]}},
+        {"name": "tags", "type": {"type": "array", "items": "string"}},
+        {
+            "name": "tree",
+            "type": {
+                "type": "record",
+                "name": "Node",
+                "fields": [{"name": "label", "type": "string"}, {"name": "next", "type": ["null", "Node"]}],
+            },
+        },
+    ],
+}
+HARD_RECORDS = [
+    {
+        "change": ("t.Deleted", {"id": 7}),
+        "number": ("long", 5),
+        "kind": "B",
+        "md5": b"\x00\xff",
+        "price": Decimal("-12.34"),
+        "at": 1714566600123,
+        "props": {"nan": ("double", float("nan")), "none": None, "x": ("double", 1e-7)},
+        "tags": ["é", '"\n'],
+        "tree": {"label": "a", "next": ("t.Node", {"label": "b", "next": None})},
+    },
+    {
+        "change": ("t.Created", {"id": 8}),
+        "number": ("int", 5),
+        "kind": "A",
+        "md5": b"ab",
+        "price": Decimal("0.00"),
+        "at": 0,
+        "props": {},
+        "tags": [],
+        "tree": {"label": "😀", "next": None},
+    },
+]
+HARD_FIRST_LINE = (
+    '{"change":{"t.Deleted":{"id":7}},"number":{"long":5},"kind":"B","md5":"\\u0000\xff",'
+    '"price":"\xfb.","at":1714566600123,"props":{"nan":{"double":"NaN"},"none":null,"x":{"double":1.0E-7}},'
+    '"tags":["\xe9","\\"\\n"],"tree":{"label":"a","next":{"t.Node":{"label":"b","next":null}}}}'
+)
+
+
+def _frame(schema_id: int, record: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(HARD), record)
+    return b"\x00" + schema_id.to_bytes(4, "big") + buf.getvalue()
+
+
+def _raw_values(bootstrap_servers: str, topic: str, count: int) -> list[bytes | None]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": f"{topic}-raw", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    values: list[bytes | None] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(values) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def _message_count(bootstrap_servers: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"{topic}-count"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    return int(high - low)
+
+
+def _env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    return env
+
+
+def test_avro_json_consume_piped_into_produce_reproduces_the_frames(
+    bootstrap_servers: str, registry_url: str, client: RegistryClient, topic: str
+) -> None:
+    schema_id = client.register(f"{topic}-value", json.dumps(HARD))
+    frames = [_frame(schema_id, r) for r in HARD_RECORDS]
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    for value in frames:
+        producer.produce(topic, value=value)
+    producer.flush(10)
+
+    # consume --format avro-json | tee | produce --format avro-json, both real processes on one pipe
+    env = _env(bootstrap_servers, registry_url)
+    command = [sys.executable, "-m", "workers"]
+    consume = subprocess.Popen(
+        [*command, "consume", topic, "--from-beginning", "--max-messages", "2", "--format", "avro-json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    produce = subprocess.Popen(
+        [*command, "produce", topic, "--format", "avro-json"],
+        env=env,
+        stdin=consume.stdout,
+        stderr=subprocess.PIPE,
+    )
+    assert consume.stdout is not None
+    consume.stdout.close()  # the pipe is produce's now
+    produce_err = produce.communicate(timeout=60)[1].decode()
+    consume_err = consume.communicate(timeout=60)[1].decode()
+    assert (consume.returncode, produce.returncode) == (0, 0), (consume_err, produce_err)
+    assert f"produced 2 record(s) to {topic} with schema id {schema_id}" in produce_err
+
+    # the two frames written back are the originals, byte for byte
+    assert _raw_values(bootstrap_servers, topic, 4) == frames + frames
+
+
+def test_avro_json_consume_prints_what_confluent_prints(
+    bootstrap_servers: str, registry_url: str, client: RegistryClient, topic: str
+) -> None:
+    schema_id = client.register(f"{topic}-value", json.dumps(HARD))
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    producer.produce(topic, value=_frame(schema_id, HARD_RECORDS[0]), key=b"k")
+    producer.produce(topic, value=None, key=b"gone")  # a tombstone
+    producer.produce(topic, value=b"not a frame")
+    producer.produce(topic, value=_frame(schema_id, HARD_RECORDS[1]))
+    producer.flush(10)
+    consumed = _cli(
+        bootstrap_servers,
+        registry_url,
+        "consume",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        "4",
+        "--format",
+        "avro-json",
+    )
+    lines = consumed.stdout.split("\n")  # not splitlines(): a string may hold U+2028
+    assert lines[0] == HARD_FIRST_LINE
+    assert lines[1] == "null"
+    assert len(lines) == 4 and lines[3] == ""  # the poison message is not printed ...
+    assert "partition 0 offset 2: skipped, framing" in consumed.stderr  # ... but said, and the exit is 1
+    assert consumed.returncode == 1
+    assert "consumed 3 message(s)" in consumed.stderr and "1 skipped" in consumed.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "path", "words"),
+    [
+        ({"change": {"id": 1}}, "change", "unknown union branch 'id'"),  # a union without its wrapper
+        ({"change": {"Deleted": {"id": 1}}}, "change", "the branches are [t.Created, t.Deleted]"),
+        ({"md5": "\u20ac\u20ac"}, "md5", "code points 0-255"),
+        ({"number": {"int": "5"}}, "number", "expected an int"),
+        (
+            {"tree": {"label": "a", "next": {"t.Node": {"label": 1, "next": None}}}},
+            "tree.next.label",
+            "string",
+        ),
+    ],
+)
+def test_avro_json_produce_refuses_a_bad_line_naming_line_and_field(
+    bootstrap_servers: str,
+    registry_url: str,
+    client: RegistryClient,
+    topic: str,
+    bad: dict[str, Any],
+    path: str,
+    words: str,
+) -> None:
+    client.register(f"{topic}-value", json.dumps(HARD))
+    good = json.loads(HARD_FIRST_LINE)
+    stdin = f"{HARD_FIRST_LINE}\n{json.dumps({**good, **bad})}\n{HARD_FIRST_LINE}\n"
+    result = _cli(bootstrap_servers, registry_url, "produce", topic, "--format", "avro-json", stdin=stdin)
+    assert result.returncode == 1
+    [message] = result.stderr.strip().splitlines()
+    assert message.startswith(f"avroflow produce: line 2: {path}: ") and words in message, message
+    assert _message_count(bootstrap_servers, topic) == 1  # line 1 only: not the bad line, nor what follows

@@ -268,3 +268,59 @@ def test_doc_and_extra_properties_make_a_different_schema(
     assert fetched["connect.name"] == "com.acme.Payment"  # served as registered
     found = client.lookup_schema(subject, Schema(with_extras(PAYMENT_V1, doc="A payment"), "AVRO"))
     assert (found.schema_id, found.version) == (documented, 2)
+
+
+def _encrypt_rule() -> Any:
+    return schema_registry.Rule(
+        name="encrypt_ssn",
+        doc=None,
+        kind=schema_registry.RuleKind.TRANSFORM,
+        mode=schema_registry.RuleMode.WRITEREAD,
+        type="ENCRYPT",
+        tags=["PII"],
+        params=schema_registry.RuleParams({"encrypt.kek.name": "kek1", "encrypt.kms.type": "local-kms"}),
+        expr=None,
+        on_success=None,
+        on_failure="ERROR,NONE",
+        disabled=False,
+    )
+
+
+def test_a_rule_set_and_metadata_registered_by_confluents_client_come_back_intact(
+    registry: RegistryProcess, request: pytest.FixtureRequest
+) -> None:
+    """confluent-kafka's data-contract classes (`RuleSet`, `Rule`, `Metadata`) round-trip through the
+    registry: by id (a fresh client, so nothing is served from its cache) and as the latest version; a
+    lookup that sends only the schema text finds that version (the client answers a lookup with the
+    schema it was given, so its rules are not checked there). avroflow's client reads the same rules."""
+    subject = f"{request.node.name}-value"
+    rule_set = schema_registry.RuleSet(migration_rules=[], domain_rules=[_encrypt_rule()])
+    metadata = schema_registry.Metadata(
+        tags=None, properties=schema_registry.MetadataProperties({"owner": "payments"}), sensitive=["id"]
+    )
+    with SchemaRegistryClient({"url": registry.url, "timeout": 5}) as writer:
+        schema_id = writer.register_schema(
+            subject, Schema(PAYMENT_V1, "AVRO", metadata=metadata, rule_set=rule_set)
+        )
+    with SchemaRegistryClient({"url": registry.url, "timeout": 5}) as reader:
+        by_id = reader.get_schema(schema_id)
+        latest = reader.get_latest_version(subject)
+        found = reader.lookup_schema(subject, Schema(PAYMENT_V1, "AVRO"))
+        plain_id = reader.register_schema(f"{subject}-plain", Schema(PAYMENT_V1, "AVRO"))
+    for schema in (by_id, latest.schema):
+        assert schema.rule_set is not None
+        assert schema.rule_set.domain_rules == [_encrypt_rule()]
+        assert not schema.rule_set.migration_rules
+        assert schema.metadata is not None
+        assert schema.metadata.properties.properties == {"owner": "payments"}
+        assert schema.metadata.sensitive == ["id"]
+    assert (latest.schema_id, found.schema_id, found.version) == (schema_id, schema_id, 1)
+    assert plain_id != schema_id  # the same text without the contract is another schema
+
+    from registry_codecs import RegistryClient
+
+    with RegistryClient(registry.url, max_retries=0) as ours:
+        rules = ours.get_schema(schema_id).rules
+    assert [(r.group, r.name, r.kind, r.type, r.mode, r.tags) for r in rules] == [
+        ("domainRules", "encrypt_ssn", "TRANSFORM", "ENCRYPT", "WRITEREAD", ("PII",))
+    ]

@@ -244,8 +244,13 @@ def test_readyz_turns_503_while_the_broker_is_cut_off_and_200_after(
 
     proxy.cut()
     cut_at = time.monotonic()
-    _, body = wait_for(lambda: (answer := worker.readyz())[0] == 503 and answer, 60, "/readyz to turn 503")
-    assert any(reason.startswith("Kafka broker not answering for") for reason in body["reasons"]), body
+
+    # Waiting for the broker's reason, not any 503: on a loaded machine a slow registry ping may show first.
+    def broker_reason() -> bool:
+        status, body = worker.readyz()
+        return status == 503 and any(r.startswith("Kafka broker not answering for") for r in body["reasons"])
+
+    wait_for(broker_reason, 60, "/readyz to turn 503 naming the broker")
     assert worker.get("/healthz")[0] == 200, "alive all along: only not ready"
     assert worker.counter("avroflow_ready") == 0
 
@@ -281,8 +286,8 @@ def test_a_worker_with_no_partition_to_take_is_ready_and_idle(
     wait_for(lambda: sum(w.counter("avroflow_records_out_total") for w in workers) >= 10, 60, "the outputs")
     # One partition, two members: one processed everything, the other holds none and is still ready.
     assert sorted(w.counter("avroflow_records_in_total") for w in workers) == [0, 10]
-    answers = [w.readyz() for w in workers]
-    assert all(status == 200 for status, _ in answers), answers
+    # Both ready (a slow registry ping on a loaded machine may make either 503 for a moment: waited out).
+    wait_for(lambda: all(w.readyz()[0] == 200 for w in workers), 30, "both workers ready")
 
 
 def test_a_sink_without_a_leader_past_the_send_timeout_stops_the_worker_for_a_restart(

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,10 +243,13 @@ def worker_env(
 
 
 class WorkerProcess:
-    """``python -m workers worker`` as a subprocess, with its output in a log file."""
+    """``python -m workers worker [args]`` (or another `command`) as a subprocess, output in a log file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, args: Sequence[str] = (), command: Sequence[str] = ()
+    ) -> None:
         self.env = dict(env)
+        self.command = list(command) or [sys.executable, "-m", "workers", "worker", *args]
         self.port = int(self.env["AVROFLOW_WEB_PORT"])
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -254,7 +257,11 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers", "worker"], cwd=REPO, env=self.env, stdout=log, stderr=log
+                self.command,
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=log,
             )
         return self
 

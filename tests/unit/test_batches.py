@@ -10,7 +10,7 @@ import faust
 import pytest
 from faust.types import TP, Message
 
-from workers.batches import BatchReader
+from workers.faust.batches import BatchReader
 
 TOPIC = "orders"
 #: Long enough that a test relying on it never sees it expire, short enough to end a test that hangs.

@@ -171,3 +171,84 @@ def test_avro_json_union_form_naming_a_record_keeps_the_branch() -> None:
     change = from_json(schema, {"change": {"shop.Deleted": {"id": 3}}})["change"]
     assert isinstance(change, NamedRecord) and change.avro_name == "shop.Deleted" and change == {"id": 3}
     assert from_json(schema, {"change": {"Created": {"id": 4}}})["change"].avro_name == "shop.Created"
+
+
+def _records(*branches: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "record",
+        "name": "Event",
+        "namespace": "shop",
+        "fields": [{"name": "change", "type": list(branches)}],
+    }
+
+
+WIDE = {
+    "type": "record",
+    "name": "Created",
+    "fields": [{"name": "id", "type": "long"}, {"name": "name", "type": "string"}],
+}
+NARROW = {"type": "record", "name": "Deleted", "fields": [{"name": "id", "type": "long"}]}
+NOTED = {
+    "type": "record",
+    "name": "Noted",
+    "fields": [{"name": "id", "type": "long"}, {"name": "note", "type": ["null", "string"], "default": None}],
+}
+
+
+def test_a_plain_object_for_a_union_of_records_takes_the_branch_whose_fields_it_matches() -> None:
+    schema = _records(WIDE, NARROW)
+    narrow = from_json(schema, {"change": {"id": 3}})["change"]
+    assert isinstance(narrow, NamedRecord) and narrow.avro_name == "shop.Deleted" and narrow == {"id": 3}
+    wide = from_json(schema, {"change": {"id": 4, "name": "x"}})["change"]
+    assert (
+        isinstance(wide, NamedRecord) and wide.avro_name == "shop.Created" and wide == {"id": 4, "name": "x"}
+    )
+    # the narrow branch first in the union: the wide object still keeps its name (nothing dropped)
+    wide = from_json(_records(NARROW, WIDE), {"change": {"id": 4, "name": "x"}})["change"]
+    assert wide.avro_name == "shop.Created" and wide == {"id": 4, "name": "x"}
+
+
+def test_the_chosen_branch_is_the_one_written() -> None:
+    from registry_codecs import AvroSerializer, InMemorySchemaLookup
+    from registry_codecs.serde import AvroDeserializer
+
+    schema = _records(WIDE, NARROW)
+    lookup = InMemorySchemaLookup()
+    lookup.register("t-value", json.dumps(schema))
+    frame = AvroSerializer(lookup, "t-value").encode(from_json(schema, {"change": {"id": 3}}))
+    change = AvroDeserializer(lookup).decode(frame)["change"]
+    assert change.avro_name == "shop.Deleted"
+
+
+@pytest.mark.parametrize(
+    ("branches", "value", "matched"),
+    [
+        ((NARROW, NOTED), {"id": 1}, "shop.Deleted, shop.Noted"),  # a default makes Noted fit too
+        ((WIDE, NARROW), {"id": 1, "colour": "red"}, "none"),
+        ((WIDE, NOTED), {"name": "x"}, "none"),
+    ],
+)
+def test_a_plain_object_matching_no_branch_or_several_is_refused_naming_the_candidates(
+    branches: tuple[dict[str, Any], ...], value: dict[str, Any], matched: str
+) -> None:
+    with pytest.raises(JsonConversionError) as exc:
+        from_json(_records(*branches), {"change": value})
+    assert exc.value.path == "change"
+    message = str(exc.value)
+    candidates = ", ".join(f"shop.{b['name']}" for b in branches)
+    assert f"matches {matched} of [{candidates}]" in message
+    assert '{"<full name>": {...}}' in message
+
+
+def test_a_field_the_record_does_not_have_is_kept_for_the_encoder_to_refuse() -> None:
+    from registry_codecs import AvroSerializer, InMemorySchemaLookup
+    from registry_codecs.errors import ValueDoesNotFit
+
+    schema = {"type": "record", "name": "R", "fields": [{"name": "id", "type": "long"}]}
+    record = from_json(schema, {"id": 1, "colour": "red"})
+    assert record == {"id": 1, "colour": "red"}
+    lookup = InMemorySchemaLookup()
+    lookup.register("t-value", json.dumps(schema))
+    with pytest.raises(ValueDoesNotFit) as exc:
+        AvroSerializer(lookup, "t-value").encode(record)
+    assert "colour" in exc.value.field_path

@@ -5,7 +5,9 @@ No kubectl or kustomize here, so the test renders the base and the production ov
 subset of kustomize they use (resources, namespace, images, replicas, strategic-merge patches); a
 kustomization key outside that subset fails the test instead of being ignored. Built-in kinds validate
 strictly (unknown fields are errors) against the schemas shipped by kubernetes-validate; the
-prometheus-operator ServiceMonitor, a CRD, validates against the small schema below.
+prometheus-operator ServiceMonitor and KEDA's ScaledObject and TriggerAuthentication, CRDs, validate against
+the small schemas below (the fields these manifests use, anything else refused). A strategic-merge patch
+of ``$patch: delete`` deletes its target, as kustomize does.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from workers.pipeline import load_pipelines
 from workers.settings import VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
+KEDA = K8S / "overlays" / "keda"
 KUBERNETES_VERSION = "1.30"
 KNOWN_VARIABLES = frozenset(VARIABLES.values())
 KUSTOMIZE_KEYS = frozenset({"apiVersion", "kind", "namespace", "resources", "images", "replicas", "patches"})
@@ -68,6 +72,163 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
             },
         },
     },
+}
+
+
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_POLICIES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["type", "value", "periodSeconds"],
+        "properties": {
+            "type": {"enum": ["Pods", "Percent"]},
+            "value": {"type": "integer"},
+            "periodSeconds": {"type": "integer"},
+        },
+    },
+}
+_SCALING_RULES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"stabilizationWindowSeconds": {"type": "integer", "minimum": 0}, "policies": _POLICIES},
+}
+#: KEDA 2.x ScaledObject (keda.sh/v1alpha1), the fields used here; the Kafka trigger's metadata keys are
+#: the scaler's documented parameters (https://keda.sh/docs/latest/scalers/apache-kafka/).
+KAFKA_TRIGGER_KEYS = frozenset(
+    {
+        "bootstrapServers",
+        "consumerGroup",
+        "topic",
+        "lagThreshold",
+        "activationLagThreshold",
+        "offsetResetPolicy",
+        "allowIdleConsumers",
+        "scaleToZeroOnInvalidOffset",
+        "excludePersistentLag",
+        "limitToPartitionsWithLag",
+        "version",
+        "partitionLimitation",
+        "sasl",
+        "tls",
+        "unsafeSsl",
+    }
+)
+SCALED_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "kind": {"const": "ScaledObject"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scaleTargetRef", "triggers"],
+            "properties": {
+                "scaleTargetRef": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "name": {"type": "string"},
+                    },
+                },
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "pollingInterval": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "advanced": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "horizontalPodAutoscalerConfig": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "behavior": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"scaleDown": _SCALING_RULES, "scaleUp": _SCALING_RULES},
+                                }
+                            },
+                        }
+                    },
+                },
+                "triggers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["type", "metadata"],
+                        "properties": {
+                            "type": {"const": "kafka"},
+                            "metadata": {
+                                **_STRING_MAP,
+                                "propertyNames": {"enum": sorted(KAFKA_TRIGGER_KEYS)},
+                                "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
+                            },
+                            "authenticationRef": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+TRIGGER_AUTHENTICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "keda.sh/v1alpha1"},
+        "kind": {"const": "TriggerAuthentication"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "secretTargetRef": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["parameter", "name", "key"],
+                        "properties": {
+                            # the Kafka scaler's authentication parameters
+                            "parameter": {
+                                "enum": [
+                                    "sasl",
+                                    "username",
+                                    "password",
+                                    "tls",
+                                    "ca",
+                                    "cert",
+                                    "key",
+                                    "keyPassword",
+                                ]
+                            },
+                            "name": {"type": "string"},
+                            "key": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {
+    "ServiceMonitor": SERVICE_MONITOR_SCHEMA,
+    "ScaledObject": SCALED_OBJECT_SCHEMA,
+    "TriggerAuthentication": TRIGGER_AUTHENTICATION_SCHEMA,
 }
 
 
@@ -114,7 +275,10 @@ def render(directory: Path) -> list[dict[str, Any]]:
     for patch_entry in spec.get("patches", []):
         for patch in _load_documents(directory / patch_entry["path"]):
             target = _find(objects, patch["kind"], patch["metadata"]["name"])
-            objects[objects.index(target)] = _merge(target, patch)
+            if patch.get("$patch") == "delete":
+                objects.remove(target)
+            else:
+                objects[objects.index(target)] = _merge(target, patch)
     for image in spec.get("images", []):
         for obj in objects:
             for container in _containers(obj):
@@ -139,7 +303,7 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 # -- helpers over the rendered objects ---------------------------------------------------------------------
 
 
-@pytest.fixture(params=[BASE, PRODUCTION], ids=["base", "production"])
+@pytest.fixture(params=[BASE, PRODUCTION, KEDA], ids=["base", "production", "keda"])
 def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return render(request.param)
 
@@ -197,8 +361,8 @@ def test_the_base_renders_the_expected_objects() -> None:
 
 def test_every_object_validates_against_the_kubernetes_schemas(rendered: list[dict[str, Any]]) -> None:
     for obj in rendered:
-        if obj["kind"] == "ServiceMonitor":
-            jsonschema.validate(obj, SERVICE_MONITOR_SCHEMA)
+        if obj["kind"] in CRD_SCHEMAS:
+            jsonschema.validate(obj, CRD_SCHEMAS[obj["kind"]])
         else:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -262,7 +426,9 @@ def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow", "idle, unready pods would block drains"
-    target = _find(rendered, "HorizontalPodAutoscaler", "avroflow")["spec"]["scaleTargetRef"]
+    scalers = [o for o in rendered if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+    assert len(scalers) == 1, "one autoscaler per Deployment"
+    target = scalers[0]["spec"]["scaleTargetRef"]
     assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "avroflow")
 
 
@@ -332,3 +498,48 @@ def test_production_replicas_sit_within_the_autoscaler_range() -> None:
     assert hpa["minReplicas"] == replicas <= hpa["maxReplicas"]
     base_cpu = _worker(render(BASE))["resources"]["requests"]["cpu"]
     assert _quantity(_worker(objects)["resources"]["requests"]["cpu"]) > _quantity(base_cpu)
+
+
+def test_keda_replaces_the_cpu_autoscaler_with_a_lag_scaler_on_the_workers_own_group_and_topic() -> None:
+    objects = render(KEDA)
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"], "two autoscalers would fight"
+    scaled = _find(objects, "ScaledObject", "avroflow")["spec"]
+    assert scaled["scaleTargetRef"]["name"] == _find(objects, "Deployment", "avroflow")["metadata"]["name"]
+    (trigger,) = scaled["triggers"]
+    meta = trigger["metadata"]
+    settings = _settings(objects)
+    sources = {p.source for p in load_pipelines(settings.pipelines)}
+    assert meta["consumerGroup"] == settings.app_id  # Faust's group id is the app id
+    assert meta["topic"] in sources
+    assert meta["bootstrapServers"].split(",") == list(settings.kafka_bootstrap_servers)
+    assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable")
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512" and settings.kafka_uses_ssl
+    assert meta["offsetResetPolicy"] == "earliest"  # as the worker's consumer_auto_offset_reset
+    assert (meta["allowIdleConsumers"], meta["excludePersistentLag"]) == ("false", "true")
+
+
+def test_keda_scales_within_the_production_range_and_with_the_workers_credentials() -> None:
+    objects = render(KEDA)
+    scaled = _find(objects, "ScaledObject", "avroflow")["spec"]
+    production_hpa = _find(render(PRODUCTION), "HorizontalPodAutoscaler", "avroflow")["spec"]
+    replicas = _find(objects, "Deployment", "avroflow")["spec"]["replicas"]
+    assert scaled["minReplicaCount"] == production_hpa["minReplicas"] == replicas
+    assert scaled["maxReplicaCount"] == production_hpa["maxReplicas"]  # the source's partition count
+    auth = _find(objects, "TriggerAuthentication", scaled["triggers"][0]["authenticationRef"]["name"])
+    worker_refs = {
+        v["name"]: (v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
+        for v in _worker(objects)["env"]
+        if "valueFrom" in v
+    }
+    expected = {
+        "username": worker_refs["AVROFLOW_KAFKA_SASL_USERNAME"],
+        "password": worker_refs["AVROFLOW_KAFKA_SASL_PASSWORD"],
+    }
+    assert {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]} == expected
+
+
+def test_the_crd_schemas_catch_a_misspelt_trigger_parameter() -> None:
+    scaled = copy.deepcopy(_find(render(KEDA), "ScaledObject", "avroflow"))
+    scaled["spec"]["triggers"][0]["metadata"]["lagTreshold"] = "5"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(scaled, SCALED_OBJECT_SCHEMA)

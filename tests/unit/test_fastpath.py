@@ -1,4 +1,4 @@
-"""The eager per-message dispatch (workers.fastpath) does what mode's wait_first does, minus the tasks."""
+"""The eager per-message dispatch (workers.faust.fastpath) does what mode's wait_first does, minus tasks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from mode import Service
 from mode.utils.locks import Event
 
 from workers.app import create_app
-from workers.fastpath import GC_GEN0_THRESHOLD, EagerDispatch, PromptResume, eager_dispatch, tune_gc
+from workers.faust.fastpath import EagerDispatch, PromptResume, eager_dispatch
+from workers.gc_tuning import GC_GEN0_THRESHOLD, tune_gc
 from workers.sample import PIPELINES
 from workers.settings import Settings
 

@@ -1,4 +1,5 @@
-"""ConfluentAvroCodec: subject naming, clone, |, registration by name, no lookups per message."""
+"""ConfluentAvroCodec: subject naming, clone, |, registration by name, no lookups per message, the start check
+of serializer names."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
 from test_avro_support import EVENT_SCHEMA, EVENT_SCHEMA_STR, MemoryRegistry, event_records, sample_event
 
+import registry_codecs
 from registry_codecs import FramingError, RecordDoesNotFitSchema
-from registry_codecs.faust_codec import ConfluentAvroCodec, SubjectNameStrategy, register_codec, subject_name
+from registry_codecs.faust_codec import (
+    ConfluentAvroCodec,
+    SubjectNameStrategy,
+    UnknownSerializer,
+    check_serializers,
+    register_codec,
+    subject_name,
+)
 from registry_codecs.metrics import CodecMetrics
 
 POINT = {
@@ -176,3 +185,40 @@ def test_only_the_faust_codec_imports_faust() -> None:
         "assert 'faust' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+def _app_reading(name: str, serializer: str) -> faust.App:
+    app = faust.App(f"app-{name}", broker="kafka://127.0.0.1:9", web_enabled=False, autodiscover=False)
+    topic = app.topic("points", value_serializer=serializer)
+
+    @app.agent(topic, name=f"points-{name}")
+    async def points(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    return app
+
+
+def test_a_serializer_name_that_is_not_registered_fails_at_start_naming_topic_and_name(
+    registry: MemoryRegistry, codec_name: str
+) -> None:
+    app = _app_reading(codec_name, "avro")  # the name a user tries first; nothing registers it
+    registry_codecs.check_serializers_at_start(app)
+    with pytest.raises(UnknownSerializer) as caught:
+        app.worker_init_post_autodiscover()  # what app.main() and `faust worker` run before consuming
+    message = str(caught.value)
+    assert "topic points value_serializer is 'avro', which is not a registered Faust codec" in message
+    assert "register_codec" in message
+
+    for bad in ("avro|binary", "binary|avro"):  # chains resolve link by link
+        with pytest.raises(UnknownSerializer):
+            check_serializers(_app_reading(f"{codec_name}-{len(bad)}-{bad[0]}", bad))
+
+
+def test_registered_names_and_chains_pass_the_start_check(registry: MemoryRegistry, codec_name: str) -> None:
+    register_codec(codec_name, ConfluentAvroCodec(lookup=registry, topic="points"))
+    check_serializers(_app_reading(codec_name, codec_name))
+    check_serializers(_app_reading(f"{codec_name}-chain", f"{codec_name}|binary"))
+    app = _app_reading(f"{codec_name}-sink", "raw")
+    with pytest.raises(UnknownSerializer, match="topic points-out value_serializer"):
+        check_serializers(app, app.topic("points-out", value_serializer="avro-sink-unregistered"))

@@ -144,6 +144,7 @@ def test_the_image_installs_the_project_as_a_wheel_would() -> None:
     # source tree, so an editable install there would point at code that is not in the runtime stage.
     dockerfile = re.sub(r"\\\n\s*", " ", (ROOT / "deploy" / "Dockerfile").read_text())
     installs = re.findall(r"pip install (?!--upgrade)(.*?)(?: &&|$)", dockerfile, re.MULTILINE)
-    assert [args.strip() for args in installs] == ["."]
+    # `-c constraints.txt`: the tested versions of the dependencies (tests/unit/test_dependency_window.py)
+    assert [args.strip() for args in installs] == ["-c constraints.txt ."]
     from_builder = re.findall(r"^COPY --from=builder (\S+) ", dockerfile, re.MULTILINE)
     assert set(from_builder) == {"/opt/venv", "/app/schemas"}

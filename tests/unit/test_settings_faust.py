@@ -14,7 +14,7 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from workers.app import create_app, faust_settings
-from workers.kafka_hooks import HookMissing
+from workers.faust.compat import HookMissing
 from workers.runtime import build_runtime
 from workers.sample import PIPELINES
 from workers.settings import Settings
@@ -138,7 +138,7 @@ def test_the_start_stops_naming_the_producer_hook_when_faust_loses_it(
 ) -> None:
     monkeypatch.delattr(faust_aiokafka.Producer, "_settings_extra")
     with pytest.raises(
-        HookMissing, match=r"aiokafka\.Producer\._settings_extra is gone in faust-streaming \d"
+        HookMissing, match=r"aiokafka\.Producer\._settings_extra is missing \(faust-streaming \d"
     ):
         create_app(settings(), PIPELINES)
 
@@ -175,7 +175,8 @@ def test_a_registry_ping_still_in_flight_within_its_timeout_keeps_the_worker_rea
     readiness.assignment_received()
     readiness.broker_ok()
     readiness.registry_ok()
-    slowest_answer = 3 * 0.5 + 2 * len(conf.schema_registry_urls)  # a few late timer ticks, each URL timing out
+    # three check intervals, then each URL taking its whole timeout
+    slowest_answer = 3 * 0.5 + 2 * len(conf.schema_registry_urls)
     now[0] += slowest_answer - 0.01
     readiness.broker_ok()
     assert readiness.reasons() == []

@@ -27,6 +27,7 @@ LIMITS: dict[str, list[tuple[str, str, str]]] = {
     "latest_schema_ttl_seconds": [("0", "-0.001", "at least 0.0")],
     "schema_not_found_retry_seconds": [("0", "-0.001", "at least 0.0")],
     "readiness_broker_timeout_seconds": [("1", "0.999", "at least 1.0")],
+    "lag_check_interval_seconds": [("1", "0.999", "at least 1.0")],
     "batch_size": [("1", "0", "at least 1")],
     "batch_within_seconds": [("0.001", "0", "greater than 0")],
     "retry_backoff_seconds": [("0.001", "0", "greater than 0")],

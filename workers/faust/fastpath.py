@@ -21,34 +21,17 @@ about 0.2 s here) and then waits, idle, for the rest: measured as 0.8 s gaps in 
 mark) instead, still at most one second. Likewise, while some partitions are paused, a fetch from the
 others waits at most 50 ms for records (Faust: 1 s), so a resumed partition is not left out that long.
 
-`tune_gc` makes the garbage collector cheaper for a worker that allocates a handful of short-lived objects
-per message (Faust's message, event and futures; the decoded and encoded records): Python's default
-collects the youngest generation every 700 allocations and, every hundred of those, walks the whole heap,
-Faust's and the imports' long-lived objects included. Measured over 40,000 records (bench/README.md):
-about 0.4 s of collections with the defaults, 0.07 s with a 10,000-allocation threshold and the start-up
-objects frozen.
+The hooks these rely on are listed, and checked at start, in `workers.faust.compat`; with
+``AVROFLOW_FAUST_FAST_PATH=false`` none of this is installed and Faust dispatches as it always does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Coroutine
 from typing import Any
 
 from mode.services import WaitResults
-
-#: Allocations between two collections of the youngest generation (Python's default: 700).
-GC_GEN0_THRESHOLD = 10_000
-
-
-def tune_gc() -> None:
-    """Freeze the objects that exist now (imports, the app) out of the collector's reach and collect the
-    youngest generation less often. Call once, after start-up, in the worker process only."""
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def install(app: Any, *, fetch_max_wait: float | None = None) -> None:
@@ -169,4 +152,4 @@ async def _resume(coro: Coroutine[Any, Any, Any], waiting_for: Any) -> Any:
             return done.value
 
 
-__all__ = ["GC_GEN0_THRESHOLD", "EagerDispatch", "PromptResume", "eager_dispatch", "install", "tune_gc"]
+__all__ = ["EagerDispatch", "PromptResume", "eager_dispatch", "install"]

@@ -16,14 +16,17 @@ What the stream iterator does and still matters is done here too:
 * the queue's flow control sees every take (``get_nowait``), so a partition paused because the buffer was
   full is resumed once it drains.
 
-Acking stays with `workers.delivery` (``claim`` and ``release``): nothing is acked before its results are
-durable.
+Acking stays with `workers.faust.acks` (``claim`` and ``release``): nothing is acked before its results
+are durable. With the fast path off (``AVROFLOW_FAUST_FAST_PATH=false``), `batches` reads through Faust's
+own ``Stream.take_events`` instead; the messages it yields are claimed the same way, so Faust's ack of its
+buffer after each batch does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -121,4 +124,28 @@ class BatchReader:
             inbound[tp] = now
 
 
-__all__ = ["BatchReader"]
+def batches(
+    app: Any, stream: Any, max_size: int, within: float, *, fast_path: bool
+) -> AsyncIterator[list[Any]]:
+    """Batches of raw Faust messages from an agent's `stream`: `BatchReader` on the fast path, else
+    Faust's ``take_events``.
+
+    Args:
+        app: the `faust.App`.
+        stream: the stream Faust hands the agent.
+        max_size: the largest batch.
+        within: how long to wait for a batch to fill, in seconds.
+        fast_path: read off the channel's queue (`BatchReader`) rather than through Faust's stream loop.
+    """
+    if fast_path:
+        # Iterating the channel subscribes the topic; the batches come off its queue.
+        return BatchReader(app, aiter(stream.channel), max_size, within)
+    return _taken(stream, max_size, within)
+
+
+async def _taken(stream: Any, max_size: int, within: float) -> AsyncIterator[list[Any]]:
+    async for events in stream.take_events(max_size, within):
+        yield [event.message for event in events]
+
+
+__all__ = ["BatchReader", "batches"]
