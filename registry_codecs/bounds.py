@@ -155,7 +155,7 @@ class _Widths:
             visiting = visiting | {name}
         schema = _resolve(schema, self._named)
         width = self._width(schema, visiting)
-        if name is not None and not visiting - {name}:
+        if name is not None:  # a width cut short by a cycle (records alone, no finite value) is still >= 1
             self._done[name] = width
         return width
 

@@ -214,3 +214,15 @@ def test_tombstones_handed_to_the_transform_get_none_and_may_return_a_tombstone_
 def test_tombstone_mode_is_checked() -> None:
     with pytest.raises(PipelineError, match="tombstones must be one of forward, transform"):
         Pipeline("p", "a", "b", transform, tombstones="drop")
+
+
+def test_only_the_inputs_with_a_null_value_are_counted_as_tombstones(
+    registry: MemoryRegistry, collector: CollectorRegistry
+) -> None:
+    runner = make_runner(registry, collector)
+    producer, acked = Producer(), []
+    runner.bind(producer.send, acked.append)
+    messages = [Message(order(i), key=b"a", offset=i) for i in range(3)] + [Message(None, key=b"a", offset=3)]
+    asyncio.run(runner.handle(messages))
+    assert counter(collector, "avroflow_tombstones_total") == 1
+    assert counter(collector, "avroflow_records_out_total") == 4

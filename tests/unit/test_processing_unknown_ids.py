@@ -70,3 +70,25 @@ def test_a_batch_waits_on_ids_not_found_yet_asks_for_all_of_them_then_dead_lette
     assert runner.compute(batch, outcomes) is None
     assert [o.kind for o in outcomes] == [OUT, DEAD, OUT, DEAD]
     assert {o.reason for o in outcomes if o.kind == DEAD} == {"unknown_schema"}
+
+
+def test_the_unknown_id_right_after_the_one_waited_on_is_asked_for_too(registry: WarmingRegistry) -> None:
+    runner = make_runner(registry)
+    for before in (0, 2):  # the record waited on first in the batch, or third
+        batch = [Message(order(i), offset=i) for i in range(before)]
+        batch += [Message(unknown(50), offset=before), Message(unknown(60), offset=before + 1)]
+        registry.warming, registry.asked = {50, 60}, []
+        assert isinstance(runner.compute(batch, []), SchemaNotFoundYet)
+        assert 60 in registry.asked  # one wait for both, not one each
+
+
+def test_a_message_that_is_not_a_frame_does_not_stop_the_others_being_asked_for(
+    registry: WarmingRegistry,
+) -> None:
+    runner = make_runner(registry)
+    later = list(range(60, 70))
+    batch = [Message(unknown(50)), Message(b"not a frame", offset=1)]
+    batch += [Message(unknown(i), offset=i) for i in later]
+    registry.warming = {50, *later}
+    assert isinstance(runner.compute(batch, []), SchemaNotFoundYet)
+    assert set(later) <= set(registry.asked)

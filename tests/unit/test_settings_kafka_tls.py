@@ -65,3 +65,13 @@ def test_an_encrypted_key_is_refused_not_prompted_for(ca: CertificateAuthority, 
 def test_a_ca_file_that_holds_no_certificate_names_the_ca_variable(ca: CertificateAuthority) -> None:
     with pytest.raises(SettingsError, match="AVROFLOW_KAFKA_SSL_CAFILE: not a PEM CA file"):
         load(AVROFLOW_KAFKA_SSL_CAFILE=str(ca.key))
+
+
+def test_the_key_error_gives_openssl_s_reason_in_words_not_its_code(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    cert, _ = ca.issue(tmp_path, "one", client=True)
+    _, other_key = ca.issue(tmp_path, "two", client=True)
+    with pytest.raises(SettingsError) as refused:
+        load(AVROFLOW_KAFKA_SSL_CERTFILE=str(cert), AVROFLOW_KAFKA_SSL_KEYFILE=str(other_key))
+    assert str(refused.value).endswith("private key: key values mismatch")
