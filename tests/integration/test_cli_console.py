@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from worker_harness import cli_env
 
 from registry_codecs.registry import RegistryClient
 from workers.sample import INPUT_SCHEMA_FILE
@@ -63,8 +63,7 @@ def topic(unique_name: str, broker: Any) -> str:
 def _cli(
     bootstrap_servers: str, registry_url: str, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
-    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    env = cli_env(bootstrap_servers, registry_url)
     return subprocess.run(
         [sys.executable, "-m", "workers", *args],
         env=env,
@@ -281,12 +280,6 @@ def _message_count(bootstrap_servers: str, topic: str) -> int:
     return int(high - low)
 
 
-def _env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
-    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
-    return env
-
-
 def test_avro_json_consume_piped_into_produce_reproduces_the_frames(
     bootstrap_servers: str, registry_url: str, client: RegistryClient, topic: str
 ) -> None:
@@ -298,7 +291,7 @@ def test_avro_json_consume_piped_into_produce_reproduces_the_frames(
     producer.flush(10)
 
     # consume --format avro-json | tee | produce --format avro-json, both real processes on one pipe
-    env = _env(bootstrap_servers, registry_url)
+    env = cli_env(bootstrap_servers, registry_url)
     command = [sys.executable, "-m", "workers"]
     consume = subprocess.Popen(
         [*command, "consume", topic, "--from-beginning", "--max-messages", "2", "--format", "avro-json"],

@@ -6,7 +6,6 @@ registered, reaches the sink exactly once, and a second replay sends nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -20,6 +19,7 @@ from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, OUTPUT_SCHEMA_V2, o
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
+    cli_env,
     consume,
     pipeline_topics,
     register,
@@ -31,8 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def dlq_cli(bootstrap_servers: str, registry_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
-    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    env = cli_env(bootstrap_servers, registry_url)
     result = subprocess.run(
         [sys.executable, "-m", "workers", "dlq", *args], env=env, capture_output=True, text=True, timeout=90
     )

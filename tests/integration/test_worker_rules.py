@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -25,6 +24,7 @@ from pipelines_for_tests import INPUT_SCHEMA, OUTPUT_SCHEMA, order
 from worker_harness import (
     AvroProducer,
     WorkerProcess,
+    cli_env,
     consume,
     pipeline_topics,
     register,
@@ -153,8 +153,7 @@ def test_consume_prints_an_error_line_not_the_decoded_record(
     )
     with AvroProducer(bootstrap_servers, registry_url, topic, INPUT_SCHEMA) as producer:
         producer.send_raw(b"k", frame(contract_id, _body(order(7, name="Jane Plaintext"))))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
-    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    env = cli_env(bootstrap_servers, registry_url)
     consumed = subprocess.run(
         [sys.executable, "-m", "workers", "consume", topic, "--from-beginning", "--max-messages", "1"],
         env=env,
@@ -176,8 +175,7 @@ def test_produce_to_a_subject_with_rules_is_one_clear_line_not_a_traceback(
     topic = unique_name
     broker.create_topics([topic], partitions=1)
     register_with_rules(registry_url, f"{topic}-value", INPUT_SCHEMA, {"domainRules": [ENCRYPT]})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
-    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    env = cli_env(bootstrap_servers, registry_url)
     produced = subprocess.run(
         [sys.executable, "-m", "workers", "produce", topic],
         input=json.dumps(order(1)) + "\n",

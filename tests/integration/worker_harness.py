@@ -208,6 +208,14 @@ def _read_to_end(consumer: Consumer, topic: str, records: list[Consumed], deadli
     return more
 
 
+def cli_env(bootstrap_servers: str, registry_url: str) -> dict[str, str]:
+    """Environment for a `python -m workers` command line tool: this process's, without any AVROFLOW_*
+    setting but the broker and the registry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVROFLOW_")}
+    env.update(AVROFLOW_KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, AVROFLOW_SCHEMA_REGISTRY_URL=registry_url)
+    return env
+
+
 def worker_env(
     bootstrap_servers: str, registry_url: str, app_id: str, source: str, sink: str, **extra: str
 ) -> dict[str, str]:
